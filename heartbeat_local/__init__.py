@@ -1,0 +1,1 @@
+"""Run the endpoint locally: HTTP requests become API Gateway REST proxy events for the real handler."""

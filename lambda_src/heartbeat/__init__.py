@@ -1,0 +1,1 @@
+"""A drop-in ReportTaskRunnerHeartbeat endpoint for AWS Data Pipeline task runners."""

@@ -1,0 +1,75 @@
+"""Configuration, read from the environment once per cold start and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_STALE_AFTER_SECONDS = 2700  # three missed 15-minute heartbeats
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+DEFAULT_MASS_STALE_FRACTION = 0.5
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or has a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """What both functions need to know, as plain values."""
+
+    table_name: str
+    stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS
+    retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    mass_stale_fraction: float = DEFAULT_MASS_STALE_FRACTION
+
+    def __post_init__(self) -> None:
+        if not self.table_name:
+            raise ConfigError("TABLE_NAME must be set to the DynamoDB table's name")
+        if self.stale_after_seconds <= 0:
+            raise ConfigError(
+                f"STALE_AFTER_SECONDS must be a positive whole number of seconds, got {self.stale_after_seconds}"
+            )
+        if self.retention_seconds <= self.stale_after_seconds:
+            raise ConfigError(
+                f"RETENTION_SECONDS ({self.retention_seconds}) must exceed STALE_AFTER_SECONDS "
+                f"({self.stale_after_seconds}), or runners would expire before they could be flagged"
+            )
+        if not 0 < self.mass_stale_fraction <= 1:
+            raise ConfigError(
+                "MASS_STALE_FRACTION must be greater than 0 and at most 1 (1 turns the guard off), "
+                f"got {self.mass_stale_fraction}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        """Build the configuration from environment variables, naming any bad one."""
+        return cls(
+            table_name=env.get("TABLE_NAME", "").strip(),
+            stale_after_seconds=_whole_number(env, "STALE_AFTER_SECONDS", DEFAULT_STALE_AFTER_SECONDS),
+            retention_seconds=_whole_number(env, "RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS),
+            mass_stale_fraction=_fraction(env, "MASS_STALE_FRACTION", DEFAULT_MASS_STALE_FRACTION),
+        )
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive whole number of seconds, got {raw!r}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number greater than 0 and at most 1, got {raw!r}") from None

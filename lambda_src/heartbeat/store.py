@@ -1,0 +1,262 @@
+"""DynamoDB access: the one place that knows the table's item shape.
+
+Item per runner, partition key ``taskrunnerId``:
+``status``, ``firstSeen``/``lastSeen`` (epoch seconds, millisecond precision),
+``heartbeatCount``, ``hostname``, ``workerGroup`` and ``expiresAt`` (the TTL
+attribute, whole epoch seconds). The sweeper keeps its own state in one item
+whose key holds U+FFFF, a character no valid taskrunnerId can contain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from heartbeat.model import HeartbeatRequest
+from heartbeat.runners import Runner, Status, expires_at
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+TTL_ATTRIBUTE = "expiresAt"
+SWEEP_STATE_KEY = "\uffffsweeper-state"
+
+# Bounded: connect 1 s + read 2 s per attempt, 3 attempts with standard back-off,
+# well inside a 10 s Lambda timeout, so a failing table gives a timely 500.
+CLIENT_CONFIG = BotoConfig(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 3},
+)
+
+_UPSERT_ATTEMPTS = 3
+
+
+class StoreError(Exception):
+    """DynamoDB failed (throttled, unavailable, timed out or refused)."""
+
+
+@dataclass(frozen=True)
+class ActiveRunner:
+    """What the sweeper needs to know of an active runner."""
+
+    taskrunner_id: str
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class SweepState:
+    """When the sweeper last completed, and since when it has watched without a gap."""
+
+    last_sweep_at: float
+    watching_since: float
+
+
+def _n(value: float) -> AttributeValueTypeDef:
+    return {"N": f"{value:.3f}" if isinstance(value, float) else str(value)}
+
+
+class RunnerStore:
+    """Runner records in one DynamoDB table. Give it a client to use another endpoint or a stub."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb", config=CLIENT_CONFIG)
+        self.table_name = table_name
+        self.client = client
+
+    def record_heartbeat(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
+        """Upsert the runner's record for a heartbeat received at now, and return it.
+
+        One conditional UpdateItem in the steady state and for a new runner; a
+        record past its TTL (which DynamoDB deletes lazily) is replaced as if new,
+        at the cost of one more request.
+        """
+        for _ in range(_UPSERT_ATTEMPTS):
+            try:
+                return self._update_live(request, now, retention_seconds)
+            except ClientError as error:
+                if _error_code(error) != "ConditionalCheckFailedException":
+                    raise StoreError(f"UpdateItem failed: {_error_code(error)}") from error
+            except BotoCoreError as error:
+                raise StoreError(f"UpdateItem failed: {type(error).__name__}") from error
+            # The record exists but has expired: start it afresh, unless someone else just did.
+            try:
+                return self._replace_expired(request, now, retention_seconds)
+            except ClientError as error:
+                if _error_code(error) != "ConditionalCheckFailedException":
+                    raise StoreError(f"PutItem failed: {_error_code(error)}") from error
+            except BotoCoreError as error:
+                raise StoreError(f"PutItem failed: {type(error).__name__}") from error
+        raise StoreError("the runner's record kept changing under concurrent heartbeats")
+
+    def _update_live(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
+        assignments = [
+            "lastSeen = :now",
+            "firstSeen = if_not_exists(firstSeen, :now)",
+            "#status = if_not_exists(#status, :active)",
+            f"{TTL_ATTRIBUTE} = :expires",
+        ]
+        values: dict[str, AttributeValueTypeDef] = {
+            ":now": _n(now),
+            ":active": {"S": Status.ACTIVE.value},
+            ":expires": _n(expires_at(now, retention_seconds)),
+            ":one": {"N": "1"},
+        }
+        if request.hostname is not None:
+            assignments.append("hostname = :hostname")
+            values[":hostname"] = {"S": request.hostname}
+        if request.worker_group is not None:
+            assignments.append("workerGroup = :workerGroup")
+            values[":workerGroup"] = {"S": request.worker_group}
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key={"taskrunnerId": {"S": request.taskrunner_id}},
+            UpdateExpression="SET " + ", ".join(assignments) + " ADD heartbeatCount :one",
+            ConditionExpression=f"attribute_not_exists(taskrunnerId) OR {TTL_ATTRIBUTE} > :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _runner(response["Attributes"])
+
+    def _replace_expired(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
+        runner = Runner(
+            taskrunner_id=request.taskrunner_id,
+            status=Status.ACTIVE.value,
+            first_seen=now,
+            last_seen=now,
+            heartbeat_count=1,
+            expires_at=expires_at(now, retention_seconds),
+            hostname=request.hostname,
+            worker_group=request.worker_group,
+        )
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=_item(runner),
+            ConditionExpression=f"{TTL_ATTRIBUTE} <= :now",
+            ExpressionAttributeValues={":now": _n(now)},
+        )
+        return runner
+
+    def get_runner(self, taskrunner_id: str) -> Runner | None:
+        """The runner's record as stored, expired or not; None when there is none."""
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key={"taskrunnerId": {"S": taskrunner_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"GetItem failed: {error}") from error
+        item = response.get("Item")
+        return _runner(item) if item else None
+
+    def active_runners(self, now: float) -> Iterator[ActiveRunner]:
+        """Every active runner whose record has not expired, page by page."""
+        paginator = self.client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            ProjectionExpression="taskrunnerId, lastSeen",
+            FilterExpression=f"#status = :active AND {TTL_ATTRIBUTE} > :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
+        )
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield ActiveRunner(item["taskrunnerId"]["S"], float(item["lastSeen"]["N"]))
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"Scan failed: {error}") from error
+
+    def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
+        """Flag an active runner stale unless a heartbeat since last_seen_before wins the race.
+
+        Returns whether this call flagged it.
+        """
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"taskrunnerId": {"S": taskrunner_id}},
+                UpdateExpression="SET #status = :stale, staleAt = :now",
+                ConditionExpression=f"#status = :active AND lastSeen < :cutoff AND {TTL_ATTRIBUTE} > :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":stale": {"S": Status.STALE.value},
+                    ":active": {"S": Status.ACTIVE.value},
+                    ":cutoff": _n(last_seen_before),
+                    ":now": _n(now),
+                },
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"UpdateItem failed: {_error_code(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"UpdateItem failed: {type(error).__name__}") from error
+        return True
+
+    def load_sweep_state(self) -> SweepState | None:
+        """The sweeper's state after its last completed run, if any."""
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key={"taskrunnerId": {"S": SWEEP_STATE_KEY}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"GetItem failed: {error}") from error
+        item = response.get("Item")
+        if not item:
+            return None
+        return SweepState(float(item["lastSweepAt"]["N"]), float(item["watchingSince"]["N"]))
+
+    def save_sweep_state(self, state: SweepState) -> None:
+        """Record a completed sweep."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "taskrunnerId": {"S": SWEEP_STATE_KEY},
+                    "lastSweepAt": _n(state.last_sweep_at),
+                    "watchingSince": _n(state.watching_since),
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"PutItem failed: {error}") from error
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _item(runner: Runner) -> dict[str, AttributeValueTypeDef]:
+    item: dict[str, AttributeValueTypeDef] = {
+        "taskrunnerId": {"S": runner.taskrunner_id},
+        "status": {"S": runner.status},
+        "firstSeen": _n(runner.first_seen),
+        "lastSeen": _n(runner.last_seen),
+        "heartbeatCount": _n(runner.heartbeat_count),
+        TTL_ATTRIBUTE: _n(runner.expires_at),
+    }
+    if runner.hostname is not None:
+        item["hostname"] = {"S": runner.hostname}
+    if runner.worker_group is not None:
+        item["workerGroup"] = {"S": runner.worker_group}
+    return item
+
+
+def _runner(item: dict[str, Any]) -> Runner:
+    return Runner(
+        taskrunner_id=item["taskrunnerId"]["S"],
+        status=item["status"]["S"],
+        first_seen=float(item["firstSeen"]["N"]),
+        last_seen=float(item["lastSeen"]["N"]),
+        heartbeat_count=int(item["heartbeatCount"]["N"]),
+        expires_at=int(float(item[TTL_ATTRIBUTE]["N"])),
+        hostname=item.get("hostname", {}).get("S"),
+        worker_group=item.get("workerGroup", {}).get("S"),
+    )
