@@ -1,0 +1,85 @@
+"""Fixtures shared by every test: offline AWS settings, an in-memory table, the handler's dependencies."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from heartbeat.config import Config
+from heartbeat.handler import Dependencies, default_dependencies
+from heartbeat.observability import SERVICE, metrics
+from heartbeat.store import RunnerStore
+from heartbeat_local.server import create_table
+from tests.support import FakeClock, RequestCounter
+
+TABLE = "runners-test"
+
+
+@pytest.fixture(autouse=True)
+def offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reaches AWS: fake credentials, a fixed region, no X-Ray."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    default_dependencies.cache_clear()
+    metrics.clear_metrics()
+    yield
+    default_dependencies.cache_clear()
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    """A DynamoDB client on moto's in-memory backend, with the runners table created."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE)
+        yield client
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config(table_name=TABLE, stale_after_seconds=2700, retention_seconds=7 * 24 * 3600)
+
+
+@pytest.fixture
+def store(dynamodb: Any) -> RunnerStore:
+    return RunnerStore(TABLE, client=dynamodb)
+
+
+@pytest.fixture
+def dynamodb_calls(dynamodb: Any) -> RequestCounter:
+    """Counts every DynamoDB call made through the shared client."""
+    return RequestCounter(dynamodb)
+
+
+@pytest.fixture
+def dependencies(config: Config, store: RunnerStore, clock: FakeClock) -> Dependencies:
+    return Dependencies(config=config, store=store, clock=clock)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON log lines the handlers write, as Powertools formats them in Lambda."""
+    logger = logging.getLogger(SERVICE)
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(logger.handlers[0].formatter)
+    logger.addHandler(handler)
+    yield lambda: [json.loads(line) for line in sink.getvalue().splitlines()]
+    logger.removeHandler(handler)

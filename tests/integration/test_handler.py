@@ -1,0 +1,255 @@
+"""The API handler on real API Gateway REST events, with the table on moto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from heartbeat.config import Config
+from heartbeat.handler import Dependencies, handle, lambda_handler
+from heartbeat.runners import Status
+from heartbeat.store import RunnerStore
+from tests.conftest import TABLE
+from tests.support import FakeClock, LambdaContext, RequestCounter, answer, heartbeat_event
+
+LogLines = Callable[[], list[dict[str, Any]]]
+BEAT = {"taskrunnerId": "runner-0001", "workerGroup": "etl-workers", "hostname": "ip-10-0-1-25"}
+
+
+def call(event: dict[str, Any], dependencies: Dependencies) -> dict[str, Any]:
+    return handle(event, LambdaContext(), lambda: dependencies)  # type: ignore[arg-type]
+
+
+def emf_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The CloudWatch EMF metric lines printed so far."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+
+
+def items(dynamodb: Any) -> list[dict[str, Any]]:
+    return dynamodb.scan(TableName=TABLE)["Items"]
+
+
+def test_first_heartbeat_answers_keep_working_and_stores_the_runner(
+    dependencies: Dependencies, dynamodb: Any, clock: FakeClock
+) -> None:
+    status, body, headers = answer(call(heartbeat_event(BEAT), dependencies))
+    assert (status, body) == (200, {"terminate": False})
+    assert items(dynamodb) == [
+        {
+            "taskrunnerId": {"S": "runner-0001"},
+            "workerGroup": {"S": "etl-workers"},
+            "hostname": {"S": "ip-10-0-1-25"},
+            "status": {"S": "active"},
+            "firstSeen": {"N": f"{clock.now:.3f}"},
+            "lastSeen": {"N": f"{clock.now:.3f}"},
+            "heartbeatCount": {"N": "1"},
+            "expiresAt": {"N": str(int(clock.now) + 7 * 24 * 3600)},
+        }
+    ]
+
+
+def test_response_is_byte_exact_awsjson_with_protocol_headers(dependencies: Dependencies) -> None:
+    event = heartbeat_event(BEAT)
+    result = call(event, dependencies)
+    _, _, headers = answer(result)
+    assert result["body"] == '{"terminate":false}'
+    assert headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert headers["x-amzn-RequestId"] == event["requestContext"]["requestId"]
+    assert headers["Date"].endswith(" GMT")
+
+
+def test_next_heartbeat_updates_last_seen_and_count_but_not_first_seen(
+    dependencies: Dependencies, store: RunnerStore, clock: FakeClock
+) -> None:
+    first = clock.now
+    call(heartbeat_event(BEAT), dependencies)
+    clock.advance(900)
+    call(heartbeat_event({**BEAT, "hostname": "moved-host"}), dependencies)
+    runner = store.get_runner("runner-0001")
+    assert runner is not None
+    assert (runner.first_seen, runner.last_seen, runner.heartbeat_count) == (first, first + 900, 2)
+    assert runner.hostname == "moved-host"
+    assert runner.expires_at == int(first + 900) + 7 * 24 * 3600
+
+
+@pytest.mark.parametrize("when", ["first", "steady"])
+def test_a_heartbeat_is_exactly_one_dynamodb_request(
+    when: str, dependencies: Dependencies, dynamodb_calls: RequestCounter
+) -> None:
+    if when == "steady":
+        call(heartbeat_event(BEAT), dependencies)
+        dynamodb_calls.reset()
+    call(heartbeat_event(BEAT), dependencies)
+    assert dynamodb_calls.calls == {"UpdateItem": 1}
+
+
+def test_worker_group_is_kept_exactly_as_sent(dependencies: Dependencies, store: RunnerStore) -> None:
+    call(heartbeat_event({"taskrunnerId": "a", "workerGroup": "ETL-Workers "}), dependencies)
+    call(heartbeat_event({"taskrunnerId": "b", "workerGroup": ""}), dependencies)
+    assert store.get_runner("a").worker_group == "ETL-Workers "  # type: ignore[union-attr]
+    assert store.get_runner("b").worker_group == ""  # type: ignore[union-attr]
+
+
+def test_empty_body_reads_as_empty_object_and_is_refused_for_missing_id(dependencies: Dependencies) -> None:
+    status, body, _ = answer(call(heartbeat_event(None), dependencies))
+    assert status == 400
+    assert body == {
+        "__type": "InvalidRequestException",
+        "message": "1 validation error detected: Value null at 'taskrunnerId' failed to satisfy constraint: "
+        "Member must not be null",
+    }
+
+
+def test_base64_body_as_the_deployed_gateway_sends_it(dependencies: Dependencies) -> None:
+    status, body, _ = answer(call(heartbeat_event(json.dumps(BEAT).encode()), dependencies))
+    assert (status, body) == (200, {"terminate": False})
+
+
+def test_json_escaped_lone_surrogate_is_an_invalid_request(dependencies: Dependencies, dynamodb: Any) -> None:
+    status, body, _ = answer(call(heartbeat_event('{"taskrunnerId": "r\\ud800"}'), dependencies))
+    assert status == 400
+    assert body["__type"] == "InvalidRequestException"
+    assert "regular expression pattern" in body["message"]
+    assert items(dynamodb) == []
+
+
+def test_json_escaped_surrogate_pair_is_one_valid_code_point(dependencies: Dependencies, store: RunnerStore) -> None:
+    status, _, _ = answer(call(heartbeat_event('{"taskrunnerId": "r\\ud83d\\ude00"}'), dependencies))
+    assert status == 200
+    assert store.get_runner("r\U0001f600") is not None
+
+
+REFUSALS = [
+    pytest.param(heartbeat_event({**BEAT, "taskrunnerId": "x" * 1025}), 400, "InvalidRequestException", id="too-long"),
+    pytest.param(heartbeat_event({**BEAT, "hostname": "a\x00b"}), 400, "InvalidRequestException", id="bad-char"),
+    pytest.param(heartbeat_event({**BEAT, "taskrunnerId": 7}), 400, "SerializationException", id="number"),
+    pytest.param(heartbeat_event({**BEAT, "hostname": None}), 400, "SerializationException", id="null"),
+    pytest.param(heartbeat_event("[1, 2]"), 400, "SerializationException", id="not-object"),
+    pytest.param(heartbeat_event("{"), 400, "SerializationException", id="not-json"),
+    pytest.param(heartbeat_event(b"\xc3\x28"), 400, "SerializationException", id="not-utf8"),
+    pytest.param(heartbeat_event(BEAT, target=None), 400, "UnknownOperationException", id="no-target"),
+    pytest.param(
+        heartbeat_event(BEAT, target="DataPipeline.PollForTask"), 400, "UnknownOperationException", id="other-operation"
+    ),
+    pytest.param(
+        heartbeat_event(BEAT, target="Nope.ReportTaskRunnerHeartbeat"),
+        400,
+        "UnknownOperationException",
+        id="other-service",
+    ),
+    pytest.param(
+        heartbeat_event({"taskrunnerId": "r", "pad": "x" * 70_000}),
+        413,
+        "RequestEntityTooLargeException",
+        id="too-large",
+    ),
+    pytest.param(heartbeat_event(BEAT, method="GET"), 405, "MethodNotAllowedException", id="get"),
+    pytest.param(heartbeat_event(BEAT, path="/pipelines"), 404, "NotFoundException", id="other-path"),
+]
+
+
+@pytest.mark.parametrize(("event", "status", "code"), REFUSALS)
+def test_bad_request_gets_awsjson_error_and_changes_nothing(
+    event: dict[str, Any], status: int, code: str, dependencies: Dependencies, dynamodb: Any
+) -> None:
+    result = call(event, dependencies)
+    got_status, body, headers = answer(result)
+    assert (got_status, body["__type"], headers["x-amzn-ErrorType"]) == (status, code, code)
+    assert body["message"]
+    assert headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert headers["x-amzn-RequestId"] == event["requestContext"]["requestId"]
+    assert items(dynamodb) == []
+
+
+def test_target_header_is_matched_case_insensitively_by_name(dependencies: Dependencies) -> None:
+    event = heartbeat_event(BEAT, target=None)
+    event["headers"]["x-amz-target"] = "DataPipeline.ReportTaskRunnerHeartbeat"
+    assert answer(call(event, dependencies))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "error_code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+)
+def test_store_failure_is_a_retryable_internal_error_logged_with_the_request_id(
+    error_code: str, config: Config, clock: FakeClock, dynamodb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stubbed = RunnerStore(TABLE, client=dynamodb)
+    stubber = Stubber(dynamodb)
+    stubber.add_client_error("update_item", service_error_code=error_code, http_status_code=400)
+    event = heartbeat_event(BEAT)
+    with stubber:
+        status, body, headers = answer(
+            handle(event, LambdaContext(), lambda: Dependencies(config, stubbed, clock))  # type: ignore[arg-type]
+        )
+    assert (status, body, headers["x-amzn-ErrorType"]) == (
+        500,
+        {"__type": "InternalServiceError", "message": "An internal error occurred. Please retry the request."},
+        "InternalServiceError",
+    )
+    assert error_code not in body["message"]
+    assert items(dynamodb) == []
+
+
+def test_store_failure_through_lambda_handler_logs_once_with_request_id_and_counts_a_metric(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], log_lines: LogLines
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    event = heartbeat_event(BEAT)
+    status, body, _ = answer(lambda_handler(event, LambdaContext()))
+    assert (status, body["__type"]) == (500, "InternalServiceError")
+    errors = [line for line in log_lines() if line["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0]["correlation_id"] == event["requestContext"]["requestId"]
+    assert "ResourceNotFoundException" in errors[0]["exception"]
+    assert emf_lines(capsys)[0]["StoreErrors"] == [1.0]
+
+
+def test_bad_configuration_answers_500_and_logs_the_variable(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, log_lines: LogLines
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    monkeypatch.setenv("STALE_AFTER_SECONDS", "soon")
+    status, body, _ = answer(lambda_handler(heartbeat_event(BEAT), LambdaContext()))
+    assert (status, body["__type"]) == (500, "InternalServiceError")
+    assert "STALE_AFTER_SECONDS" not in body["message"]
+    [error] = [line for line in log_lines() if line["level"] == "ERROR"]
+    assert "STALE_AFTER_SECONDS must be a whole number of seconds, got 'soon'" in error["exception"]
+
+
+def test_lambda_handler_reads_config_from_env_and_logs_with_request_id(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], log_lines: LogLines
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    event = heartbeat_event(BEAT)
+    status, body, _ = answer(lambda_handler(event, LambdaContext()))
+    assert (status, body) == (200, {"terminate": False})
+    logs = log_lines()
+    assert [line["message"] for line in logs] == ["New runner"]
+    assert all(line["correlation_id"] == event["requestContext"]["requestId"] for line in logs)
+    [emf] = emf_lines(capsys)
+    assert (emf["Heartbeats"], emf["NewRunners"]) == ([1.0], [1.0])
+
+
+def test_record_past_its_ttl_is_a_new_runner(
+    dependencies: Dependencies, store: RunnerStore, clock: FakeClock, dynamodb: Any, dynamodb_calls: RequestCounter
+) -> None:
+    call(heartbeat_event(BEAT), dependencies)
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key={"taskrunnerId": {"S": "runner-0001"}},
+        UpdateExpression="SET #s = :stale",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":stale": {"S": "stale"}},
+    )
+    clock.advance(7 * 24 * 3600 + 1)  # past the TTL; moto, like DynamoDB for days, has not deleted it
+    dynamodb_calls.reset()
+    status, body, _ = answer(call(heartbeat_event(BEAT), dependencies))
+    assert (status, body) == (200, {"terminate": False})
+    assert dynamodb_calls.calls == {"UpdateItem": 1, "PutItem": 1}
+    runner = store.get_runner("runner-0001")
+    assert runner is not None
+    assert (runner.status, runner.heartbeat_count, runner.first_seen) == (Status.ACTIVE, 1, clock.now)

@@ -1,0 +1,98 @@
+"""Helpers shared by the tests: canonical events, a controllable clock, request counting."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).parent / "events"
+TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A canonical event from tests/events, as a fresh copy."""
+    return copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
+
+
+def heartbeat_event(
+    body: dict[str, Any] | str | bytes | None = None,
+    *,
+    target: str | None = TARGET,
+    method: str = "POST",
+    path: str = "/",
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """The canonical REST proxy event, with the body, target, method and path given.
+
+    A dict body is sent as JSON, a str or bytes as is; each event gets its own request id.
+    """
+    event = load_event("heartbeat_rest")
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if isinstance(body, bytes) or (base64_body and body is not None):
+        raw = body if isinstance(body, bytes) else body.encode("utf-8")
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    else:
+        event["body"], event["isBase64Encoded"] = body, False
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("X-Amz-Target")
+        if target is not None:
+            headers["X-Amz-Target"] = target if headers is event["headers"] else [target]
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    event["path"] = event["resource"] = event["requestContext"]["resourcePath"] = path
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    return event
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    now: float = 1_795_521_600.0  # 2026-11-24T12:00:00Z
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context that Powertools reads."""
+
+    function_name: str = "heartbeat-api"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:heartbeat-api"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class RequestCounter:
+    """Counts the API calls a botocore client makes, by operation name."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        client.meta.events.register("before-call.dynamodb", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+def answer(result: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, decoded JSON body and headers (single- and multi-value merged) of a proxy result."""
+    headers = dict(result.get("headers") or {})
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        assert len(values) == 1, f"header {name} sent {len(values)} times"
+        headers[name] = values[0]
+    return result["statusCode"], json.loads(result["body"]), headers
