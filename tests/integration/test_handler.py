@@ -36,7 +36,7 @@ def items(dynamodb: Any) -> list[dict[str, Any]]:
 def test_first_heartbeat_answers_keep_working_and_stores_the_runner(
     dependencies: Dependencies, dynamodb: Any, clock: FakeClock
 ) -> None:
-    status, body, headers = answer(call(heartbeat_event(BEAT), dependencies))
+    status, body, _ = answer(call(heartbeat_event(BEAT), dependencies))
     assert (status, body) == (200, {"terminate": False})
     assert items(dynamodb) == [
         {

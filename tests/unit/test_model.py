@@ -36,7 +36,8 @@ def test_missing_taskrunner_id_is_reported_as_null() -> None:
     with pytest.raises(InvalidRequestException) as excinfo:
         parse_heartbeat({"workerGroup": "wg"})
     assert violation_message(excinfo) == (
-        "1 validation error detected: Value null at 'taskrunnerId' failed to satisfy constraint: Member must not be null"
+        "1 validation error detected: "
+        "Value null at 'taskrunnerId' failed to satisfy constraint: Member must not be null"
     )
 
 
