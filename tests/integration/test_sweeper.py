@@ -1,0 +1,210 @@
+"""The sweeper on moto: who gets flagged, the guards, and the stale -> terminate story."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from heartbeat.config import Config
+from heartbeat.handler import Dependencies, handle
+from heartbeat.model import HeartbeatRequest
+from heartbeat.runners import Status
+from heartbeat.store import RunnerStore
+from heartbeat.sweeper import lambda_handler, sweep
+from tests.conftest import TABLE
+from tests.support import FakeClock, LambdaContext, heartbeat_event
+
+THRESHOLD = 2700
+RETENTION = 7 * 24 * 3600
+
+
+def beat(store: RunnerStore, runner_id: str, now: float) -> None:
+    store.record_heartbeat(HeartbeatRequest(runner_id, "wg", f"{runner_id}.host"), now, RETENTION)
+
+
+def heartbeat_answer(dependencies: Dependencies, runner_id: str) -> bool:
+    result = handle(
+        heartbeat_event({"taskrunnerId": runner_id}),
+        LambdaContext(),  # type: ignore[arg-type]
+        lambda: dependencies,
+    )
+    assert result["statusCode"] == 200
+    return bool(json.loads(result["body"])["terminate"])
+
+
+def sweep_through(store: RunnerStore, config: Config, clock: FakeClock, seconds: float, interval: float = 300) -> int:
+    """Advance the clock by seconds with the sweeper running every interval, as the schedule does.
+
+    Returns how many runners those sweeps flagged; the last sweep runs at the final time.
+    """
+    end = clock.now + seconds
+    flagged = 0
+    while clock.now < end:
+        clock.advance(min(interval, end - clock.now))
+        flagged += sweep(store, config, clock.now).flagged
+    return flagged
+
+
+def status_of(store: RunnerStore, runner_id: str) -> str:
+    runner = store.get_runner(runner_id)
+    assert runner is not None
+    return runner.status
+
+
+def test_stale_runner_gets_terminate_on_next_heartbeat_and_keeps_getting_it(
+    dependencies: Dependencies, store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    assert heartbeat_answer(dependencies, "silent") is False
+    sweep(store, config, clock.now)  # the sweeper starts watching
+    assert sweep_through(store, config, clock, THRESHOLD) == 0
+    clock.advance(1)
+    report = sweep(store, config, clock.now)
+    assert (report.examined, report.stale, report.flagged, report.guard_tripped) == (1, 1, 1, False)
+    assert status_of(store, "silent") == Status.STALE
+    count_before = store.get_runner("silent").heartbeat_count  # type: ignore[union-attr]
+    assert heartbeat_answer(dependencies, "silent") is True
+    clock.advance(900)
+    assert heartbeat_answer(dependencies, "silent") is True  # sticky
+    runner = store.get_runner("silent")
+    assert runner is not None
+    assert (runner.heartbeat_count, runner.last_seen) == (count_before + 2, clock.now)  # still recorded
+
+
+def test_runner_that_comes_back_before_any_sweep_is_alive(
+    dependencies: Dependencies, store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    heartbeat_answer(dependencies, "late")
+    sweep(store, config, clock.now)
+    clock.advance(THRESHOLD * 3)  # silent far past the threshold, but no sweep ran meanwhile
+    assert heartbeat_answer(dependencies, "late") is False
+    assert sweep(store, config, clock.now).flagged == 0
+
+
+def test_runner_beating_within_the_threshold_is_never_flagged(
+    dependencies: Dependencies, store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    sweep(store, config, clock.now)
+    for _ in range(40):  # ten hours of heartbeats every 15 minutes, a sweep every 5
+        assert heartbeat_answer(dependencies, "live") is False
+        for _ in range(3):
+            clock.advance(300)
+            assert sweep(store, config, clock.now).flagged == 0
+    assert status_of(store, "live") == Status.ACTIVE
+
+
+def test_only_the_silent_runner_of_a_mixed_fleet_is_flagged(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    start = clock.now
+    sweep(store, config, start)
+    for i in range(5):
+        beat(store, f"r-{i}", start)
+    assert sweep_through(store, config, clock, THRESHOLD) == 0
+    clock.advance(1)
+    for i in range(1, 5):
+        beat(store, f"r-{i}", clock.now)
+    report = sweep(store, config, clock.now)
+    assert (report.examined, report.flagged) == (5, 1)
+    assert [status_of(store, f"r-{i}") for i in range(5)] == ["stale"] + ["active"] * 4
+
+
+def test_heartbeat_that_lands_after_the_scan_wins_over_the_flag(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    beat(store, "racer", clock.now)
+    cutoff = clock.now + 1
+    clock.advance(THRESHOLD + 2)
+    beat(store, "racer", clock.now)  # arrives between the sweeper's scan and its write
+    assert store.flag_stale("racer", last_seen_before=cutoff, now=clock.now) is False
+    assert status_of(store, "racer") == Status.ACTIVE
+
+
+def test_already_flagged_runner_is_not_flagged_twice(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    beat(store, "r", clock.now)
+    sweep(store, config, clock.now)
+    assert sweep_through(store, config, clock, THRESHOLD + 1) == 1
+    clock.advance(300)
+    report = sweep(store, config, clock.now)
+    assert (report.examined, report.flagged) == (0, 0)
+
+
+def test_expired_records_are_not_examined(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    beat(store, "gone", clock.now)
+    clock.advance(RETENTION + 1)
+    sweep(store, config, clock.now)
+    assert sweep(store, config, clock.now + 1).examined == 0
+
+
+def test_mass_staleness_guard_flags_none_when_most_of_the_fleet_goes_silent(
+    store: RunnerStore, config: Config, clock: FakeClock, log_lines: Any
+) -> None:
+    start = clock.now
+    sweep(store, config, start)
+    for i in range(10):
+        beat(store, f"r-{i}", start)
+    assert sweep_through(store, config, clock, THRESHOLD) == 0
+    clock.advance(1)
+    for i in range(4):
+        beat(store, f"r-{i}", clock.now)  # 6 of 10 silent: more than half
+    report = sweep(store, config, clock.now)
+    assert (report.stale, report.flagged, report.guard_tripped) == (6, 0, True)
+    assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
+    assert any(line["message"].startswith("Mass-staleness guard tripped") for line in log_lines())
+
+
+def test_mass_staleness_guard_allows_exactly_the_fraction(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    start = clock.now
+    sweep(store, config, start)
+    for i in range(10):
+        beat(store, f"r-{i}", start)
+    assert sweep_through(store, config, clock, THRESHOLD) == 0
+    clock.advance(1)
+    for i in range(5):
+        beat(store, f"r-{i}", clock.now)
+    report = sweep(store, config, clock.now)
+    assert (report.flagged, report.guard_tripped) == (5, False)
+
+
+def test_fraction_of_one_turns_the_guard_off(store: RunnerStore, clock: FakeClock) -> None:
+    config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION, mass_stale_fraction=1)
+    sweep(store, config, clock.now)
+    for i in range(12):
+        beat(store, f"r-{i}", clock.now)
+    assert sweep_through(store, config, clock, THRESHOLD + 1) == 12
+
+
+def test_after_a_sweeper_outage_every_runner_gets_a_full_threshold_of_grace(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    start = clock.now
+    beat(store, "r", start)
+    sweep(store, config, start)
+    clock.advance(3 * THRESHOLD)  # the sweeper did not run for three thresholds
+    resumed = sweep(store, config, clock.now)
+    assert (resumed.stale, resumed.flagged, resumed.watching_since) == (0, 0, clock.now)
+    assert sweep_through(store, config, clock, THRESHOLD) == 0  # grace runs to exactly one threshold
+    clock.advance(1)
+    assert sweep(store, config, clock.now).flagged == 1
+
+
+def test_first_sweep_ever_flags_nobody(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    beat(store, "old", clock.now - 10 * THRESHOLD)
+    report = sweep(store, config, clock.now)
+    assert (report.stale, report.flagged) == (0, 0)
+
+
+def test_sweeper_state_item_is_invisible_to_the_scan(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    sweep(store, config, clock.now)
+    assert list(store.active_runners(clock.now)) == []
+
+
+def test_lambda_handler_reports_and_counts_metrics(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper"))  # type: ignore[arg-type]
+    assert (result["examined"], result["flagged"], result["guard_tripped"]) == (0, 0, False)
+    [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert (emf["RunnersFlagged"], emf["SweepGuardTripped"], emf["SweepsCompleted"]) == ([0.0], [0.0], [1.0])
