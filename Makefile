@@ -7,12 +7,21 @@ PORT ?= 8080
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help serve test test-fast lint format clean
+CDK := node_modules/.bin/cdk
+CDK_FLAGS := --no-notices --no-version-reporting
+# `make synth` with no arguments uses this documented example; deploy needs your own (see README, Deploy).
+EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
+CONTEXT ?=
+
+.PHONY: help venv node serve test test-fast lint format synth deploy diff clean
 
 help:
 	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB)"
 	@echo "make test    lint, then the whole test suite"
 	@echo "make lint    ruff + mypy"
+	@echo "make synth   synthesize the CloudFormation template into cdk.out/ (example access context)"
+	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
+	@echo "make diff    CONTEXT='...'  show what a deploy would change"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +54,16 @@ test: $(VENV)/.installed node_modules/.installed lint
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
+synth: $(VENV)/.installed node_modules/.installed
+	$(CDK) synth $(CDK_FLAGS) --quiet $(if $(strip $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT))
+	@echo "Template: cdk.out/TaskRunnerHeartbeat.template.json"
+
+deploy: $(VENV)/.installed node_modules/.installed
+	@test -n "$(strip $(CONTEXT))" || { echo "Give the access context, e.g. make deploy CONTEXT='-c endpointType=private -c vpcEndpointIds=vpce-...' (see README, Deploy)"; exit 2; }
+	$(CDK) deploy $(CDK_FLAGS) $(CONTEXT) --outputs-file cdk-outputs.json
+
+diff: $(VENV)/.installed node_modules/.installed
+	$(CDK) diff $(CDK_FLAGS) $(if $(strip $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT))
+
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out cdk-outputs.json .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,85 @@
+"""One helper builds both Lambda functions the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_src"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# The Powertools release the code is tested with (requirements-dev.txt); its layer ARN
+# for the stack's region is read from AWS's public SSM parameter at deploy time.
+POWERTOOLS_VERSION = "3.37.0"
+
+
+def powertools_layer(scope: Construct, layer_arn: str | None) -> lambda_.ILayerVersion:
+    """The AWS-managed Powertools layer for this runtime and architecture, pinned to POWERTOOLS_VERSION."""
+    if layer_arn is None:
+        layer_arn = ssm.StringParameter.value_for_string_parameter(
+            scope, f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{POWERTOOLS_VERSION}"
+        )
+    return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", layer_arn)
+
+
+class HeartbeatFunction(Construct):
+    """A Python 3.13 arm64 function from lambda_src, with its own log group and a role that may only log.
+
+    Grants to the store are added by the caller, narrowly.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        memory_size: int,
+        timeout: Duration,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description}: logs to its own log group, and what its code calls",
+        )
+        # Written out instead of AWSLambdaBasicExecutionRole, which allows every log group.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["**/__pycache__", "**/*.pyc"]),
+            handler=handler,
+            memory_size=memory_size,
+            timeout=timeout,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "taskrunner-heartbeat",
+                "POWERTOOLS_METRICS_NAMESPACE": "TaskRunnerHeartbeat",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+            layers=[layer],
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.role,
+        )

@@ -1,0 +1,193 @@
+"""Deployment settings, read from CDK context once and checked, with a clear message per bad value."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+
+ACCESS_HELP = (
+    "Choose who can reach the endpoint (it is never open by default):\n"
+    "  -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0[,vpce-...]   "
+    "(private REST API, reachable only through those execute-api VPC endpoints)\n"
+    "  -c endpointType=regional -c allowedSourceCidrs=10.0.0.0/16[,192.0.2.0/24]     "
+    "(regional REST API, resource policy allows only those source ranges)\n"
+    "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
+)
+_VPC_ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
+# CloudWatch Logs' allowed retention periods, in days, in the order of logs.RetentionDays.
+_RETENTION_DAYS = dict(
+    zip(
+        (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653),
+        [r for r in logs.RetentionDays if r is not logs.RetentionDays.INFINITE],
+        strict=True,
+    )
+)
+
+
+class SettingsError(ValueError):
+    """A context value is missing or bad; the message says which and what to pass."""
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Every knob of the stack, with the README's defaults."""
+
+    endpoint_type: str
+    vpc_endpoint_ids: tuple[str, ...] = ()
+    allowed_source_cidrs: tuple[str, ...] = ()
+    stale_after_minutes: int = 45
+    retention_days: int = 7
+    sweep_interval_minutes: int = 5
+    mass_stale_fraction: float = 0.5
+    throttle_rate: int = 50
+    throttle_burst: int = 100
+    log_retention_days: int = 30
+    alarm_topic_arn: str | None = None
+    table_encryption: str = "aws-owned"
+    retain_data: bool = True
+    powertools_layer_arn: str | None = None
+
+    @property
+    def is_private(self) -> bool:
+        return self.endpoint_type == "private"
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION_DAYS[self.log_retention_days]
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> DeploySettings:
+        """Read and check the settings; get is node.try_get_context."""
+        endpoint_type = _text(get("endpointType"))
+        vpc_endpoint_ids = _list(get("vpcEndpointIds"))
+        cidrs = _list(get("allowedSourceCidrs"))
+        if endpoint_type is None:
+            raise SettingsError("No access context given. " + ACCESS_HELP)
+        if endpoint_type not in ("private", "regional"):
+            raise SettingsError(f"endpointType must be 'private' or 'regional', got {endpoint_type!r}. " + ACCESS_HELP)
+        if endpoint_type == "private":
+            if not vpc_endpoint_ids or cidrs:
+                raise SettingsError(
+                    "endpointType=private needs vpcEndpointIds (and takes no allowedSourceCidrs). " + ACCESS_HELP
+                )
+            for vpce in vpc_endpoint_ids:
+                if not _VPC_ENDPOINT_ID.match(vpce):
+                    raise SettingsError(
+                        f"vpcEndpointIds: {vpce!r} is not a VPC endpoint id like vpce-0123456789abcdef0"
+                    )
+        else:
+            if not cidrs or vpc_endpoint_ids:
+                raise SettingsError(
+                    "endpointType=regional needs allowedSourceCidrs (and takes no vpcEndpointIds). " + ACCESS_HELP
+                )
+            for cidr in cidrs:
+                try:
+                    ipaddress.ip_network(cidr, strict=True)
+                except ValueError as error:
+                    raise SettingsError(f"allowedSourceCidrs: {cidr!r} is not a CIDR block ({error})") from None
+        settings = cls(
+            endpoint_type=endpoint_type,
+            vpc_endpoint_ids=vpc_endpoint_ids,
+            allowed_source_cidrs=cidrs,
+            stale_after_minutes=_int(get, "staleAfterMinutes", 45, 1, 7 * 24 * 60),
+            retention_days=_int(get, "retentionDays", 7, 1, 365),
+            sweep_interval_minutes=_int(get, "sweepIntervalMinutes", 5, 1, 60),
+            mass_stale_fraction=_float(get, "massStaleFraction", 0.5),
+            throttle_rate=_int(get, "throttleRate", 50, 1, 10_000),
+            throttle_burst=_int(get, "throttleBurst", 100, 1, 5_000),
+            log_retention_days=_int(get, "logRetentionDays", 30, 1, 3653),
+            alarm_topic_arn=_text(get("alarmTopicArn")),
+            table_encryption=_text(get("tableEncryption")) or "aws-owned",
+            retain_data=_bool(get, "retainData", True),
+            powertools_layer_arn=_text(get("powertoolsLayerArn")),
+        )
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.retention_days * 24 * 60 <= self.stale_after_minutes:
+            raise SettingsError(
+                f"retentionDays ({self.retention_days}) must be longer than staleAfterMinutes "
+                f"({self.stale_after_minutes}), or runners would expire before they could be flagged"
+            )
+        if self.sweep_interval_minutes >= self.stale_after_minutes:
+            raise SettingsError(
+                f"sweepIntervalMinutes ({self.sweep_interval_minutes}) must be shorter than staleAfterMinutes "
+                f"({self.stale_after_minutes}), or every sweep would start a new grace period"
+            )
+        if self.throttle_burst < 1 or self.throttle_rate < 1:
+            raise SettingsError("throttleRate and throttleBurst must be positive whole numbers")
+        if self.log_retention_days not in _RETENTION_DAYS:
+            raise SettingsError(
+                f"logRetentionDays must be one of CloudWatch's values {sorted(_RETENTION_DAYS)}, "
+                f"got {self.log_retention_days}"
+            )
+        if self.table_encryption not in ("aws-owned", "customer-managed"):
+            raise SettingsError(
+                f"tableEncryption must be 'aws-owned' or 'customer-managed', got {self.table_encryption!r}"
+            )
+        if self.alarm_topic_arn is not None and not _TOPIC_ARN.match(self.alarm_topic_arn):
+            raise SettingsError(f"alarmTopicArn: {self.alarm_topic_arn!r} is not an SNS topic ARN")
+        if self.powertools_layer_arn is not None and not _LAYER_ARN.match(self.powertools_layer_arn):
+            raise SettingsError(f"powertoolsLayerArn: {self.powertools_layer_arn!r} is not a Lambda layer version ARN")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    """A list from JSON context (a list) or from the command line (comma-separated)."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _int(get: Callable[[str], Any], name: str, default: int, low: int, high: int) -> int:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(get: Callable[[str], Any], name: str, default: float) -> float:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= 1:
+        raise SettingsError(f"{name} must be greater than 0 and at most 1 (1 turns the guard off), got {raw!r}")
+    return value
+
+
+def _bool(get: Callable[[str], Any], name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("true", "1", "yes"):
+        return True
+    if str(raw).lower() in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

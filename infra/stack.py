@@ -1,0 +1,131 @@
+"""The one stack: table, two functions, API, schedule and monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.api import HeartbeatApi
+from infra.functions import HeartbeatFunction, powertools_layer
+from infra.monitoring import Monitoring
+from infra.schedule import SweepSchedule
+from infra.settings import DeploySettings
+from infra.storage import RunnerTable
+
+# What each function's code calls on the table (lambda_src/heartbeat/store.py), and nothing more.
+HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
+SWEEPER_TABLE_ACTIONS = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+
+
+class HeartbeatStack(Stack):
+    """Everything the endpoint needs, in the user's own account."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        storage = RunnerTable(
+            self, "Runners", customer_managed_key=settings.table_encryption == "customer-managed",
+            retain=settings.retain_data,
+        )  # fmt: skip
+        table = storage.table
+        layer = powertools_layer(self, settings.powertools_layer_arn)
+        environment = {
+            "TABLE_NAME": table.table_name,
+            "STALE_AFTER_SECONDS": str(settings.stale_after_minutes * 60),
+            "RETENTION_SECONDS": str(settings.retention_days * 24 * 3600),
+            "MASS_STALE_FRACTION": str(settings.mass_stale_fraction),
+        }
+        # 256 MB: a heartbeat is one small DynamoDB write, and on arm64 this size keeps the cold
+        # start (Powertools + boto3 import) short. 10 s bounds the store client's own timeouts
+        # and retries (3 attempts of at most 1 s connect + 1 s read, with back-off).
+        handler = HeartbeatFunction(
+            self, "Handler", handler="heartbeat.handler.lambda_handler",
+            description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
+            environment=environment, layer=layer, log_retention=settings.log_retention,
+        )  # fmt: skip
+        # 512 MB and 5 minutes: a sweep scans the whole fleet page by page (see docs/cost.md).
+        sweeper = HeartbeatFunction(
+            self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
+            description="Flags task runners that went silent", memory_size=512, timeout=Duration.minutes(5),
+            environment=environment, layer=layer, log_retention=settings.log_retention,
+        )  # fmt: skip
+        for function, actions in ((handler, HANDLER_TABLE_ACTIONS), (sweeper, SWEEPER_TABLE_ACTIONS)):
+            function.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
+            if storage.key is not None:
+                storage.key.grant_encrypt_decrypt(function.role)
+
+        api = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
+        schedule = SweepSchedule(
+            self, "Sweep", sweeper=sweeper.function, interval_minutes=settings.sweep_interval_minutes
+        )
+        monitoring = Monitoring(
+            self, "Monitoring", api=api.api, handler=handler.function, sweeper=sweeper.function, table=table,
+            dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
+            alarm_topic_arn=settings.alarm_topic_arn,
+        )  # fmt: skip
+
+        CfnOutput(self, "EndpointUrl", value=api.url, description="Pass this as --endpoint-url to the clients")
+        CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
+        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
+
+        self._acknowledge_findings(handler, sweeper, api, schedule)
+        if storage.key is not None:
+            for function in (handler, sweeper):
+                for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
+                    acknowledge(
+                        function.role, f"AwsSolutions-IAM5[Action::{action}]",
+                        "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
+                        "scoped to that one key's ARN.",
+                    )  # fmt: skip
+
+    @staticmethod
+    def _acknowledge_findings(
+        handler: HeartbeatFunction, sweeper: HeartbeatFunction, api: HeartbeatApi, schedule: SweepSchedule
+    ) -> None:
+        """cdk-nag findings accepted on purpose, each on the one construct it concerns, with its reason."""
+        for function in (handler, sweeper):
+            acknowledge(
+                function.function, "AwsSolutions-L1",
+                "Python 3.13 is pinned on purpose: it is the newest runtime the AWS-managed Powertools layer "
+                "and this project's tests (3.11-3.13) cover; moving runtime is a tested change, not a drift.",
+            )  # fmt: skip
+            acknowledge(
+                function.role, "AwsSolutions-IAM5[Resource::*]",
+                "Only X-Ray's xray:PutTraceSegments and xray:PutTelemetryRecords, added by active tracing: "
+                "X-Ray supports no resource-level permissions. Table and log permissions name their ARNs.",
+            )  # fmt: skip
+        acknowledge(
+            api.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The AWS-managed policy made for exactly this role: API Gateway needs it to write the "
+            "stage's access and execution logs.",
+        )  # fmt: skip
+        acknowledge(
+            api.api, "AwsSolutions-APIG2",
+            "The handler validates every request against the Data Pipeline service model and answers in the "
+            "awsJson error envelope clients parse; API Gateway's validator would answer in a format they cannot.",
+        )  # fmt: skip
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            acknowledge(
+                api.api, rule,
+                "Drop-in clients sign requests for the Data Pipeline service, which API Gateway's IAM or Cognito "
+                "authorization cannot verify. Access is enforced at the network edge by the resource policy "
+                "(private: listed VPC endpoints only; regional: listed source CIDRs only).",
+            )  # fmt: skip
+        acknowledge(
+            api.api, "AwsSolutions-APIG3",
+            "Reachable only from the VPC endpoints or CIDRs in the resource policy, and throttled per stage; "
+            "attach a WAF web ACL to the stage if your network policy asks for one.",
+        )  # fmt: skip
+        acknowledge(
+            schedule.dead_letters, "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the sweeper's schedule and async invocations.",
+        )  # fmt: skip
+
+
+def acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    """Accept one cdk-nag finding on one construct (and what it contains)."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))

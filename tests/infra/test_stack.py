@@ -1,0 +1,250 @@
+"""The synthesized template: each point of the design, per access mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from tests.infra.conftest import Synth
+
+TABLE_ARN = {"Fn::GetAtt": [Match.string_like_regexp("^RunnersTable"), "Arn"]}
+
+
+def only(template: Template, resource_type: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
+    found = template.find_resources(resource_type, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return next(iter(found.values()))  # type: ignore[no-any-return]
+
+
+def function(template: Template, handler: str) -> tuple[str, dict[str, Any]]:
+    found = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": handler}})
+    assert len(found) == 1
+    return next(iter(found.items()))
+
+
+def role_statements(template: Template, function_props: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function_props["Role"]["Fn::GetAtt"][0]
+    policies = template.find_resources("AWS::IAM::Policy")
+    statements: list[dict[str, Any]] = []
+    for policy in policies.values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def actions_on(statements: list[dict[str, Any]], prefix: str) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        found.update(a for a in actions if a.startswith(prefix))
+    return found
+
+
+# Storage
+
+
+def test_table_is_on_demand_keyed_on_runner_id_with_ttl_and_pitr(private: Synth) -> None:
+    table = only(private.template, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "taskrunnerId", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert props["SSESpecification"] == {"SSEEnabled": False}  # DynamoDB's AWS-owned key by default
+
+
+def test_customer_managed_key_is_a_choice(regional: Synth) -> None:
+    table = only(regional.template, "AWS::DynamoDB::Table")
+    sse = table["Properties"]["SSESpecification"]
+    assert (sse["SSEEnabled"], sse["SSEType"]) == (True, "KMS")
+    key_id = next(iter(regional.template.find_resources("AWS::KMS::Key")))
+    assert sse["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert regional.template.to_json()["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
+    assert table["DeletionPolicy"] == "Delete"  # retainData=false was asked for
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+
+
+# Functions
+
+
+def test_both_functions_are_python_313_arm64_traced_with_the_powertools_layer(private: Synth) -> None:
+    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+        _, props = function(private.template, handler)
+        props = props["Properties"]
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert len(props["Layers"]) == 1
+        env = props["Environment"]["Variables"]
+        assert env["STALE_AFTER_SECONDS"] == "2700"
+        assert env["RETENTION_SECONDS"] == str(7 * 24 * 3600)
+        assert env["TABLE_NAME"] == {"Ref": Match.string_like_regexp("^RunnersTable")} or "Ref" in env["TABLE_NAME"]
+    parameters = private.template.find_parameters("*")
+    assert any(
+        p.get("Default") == "/aws/service/powertools/python/arm64/python3.13/3.37.0" for p in parameters.values()
+    )
+
+
+def test_memory_timeout_and_log_retention_are_set(private: Synth) -> None:
+    _, handler = function(private.template, "heartbeat.handler.lambda_handler")
+    _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
+    assert (handler["Properties"]["MemorySize"], handler["Properties"]["Timeout"]) == (256, 10)
+    assert (sweeper["Properties"]["MemorySize"], sweeper["Properties"]["Timeout"]) == (512, 300)
+    groups = private.template.find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 3  # two functions, API access logs
+    assert all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
+
+
+def test_handler_may_only_write_this_table(private: Synth) -> None:
+    _, handler = function(private.template, "heartbeat.handler.lambda_handler")
+    statements = role_statements(private.template, handler["Properties"])
+    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
+    for statement in statements:
+        if "dynamodb:UpdateItem" in str(statement["Action"]):
+            assert statement["Resource"] == TABLE_ARN or statement["Resource"]["Fn::GetAtt"][1] == "Arn"
+            assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+    assert actions_on(statements, "logs:") == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_sweeper_may_only_do_what_its_code_calls(private: Synth) -> None:
+    _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
+    statements = role_statements(private.template, sweeper["Properties"])
+    assert actions_on(statements, "dynamodb:") == {
+        "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+    }  # fmt: skip
+    for statement in statements:
+        if any(a.startswith("dynamodb:") for a in statement["Action"]):
+            assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+
+
+def test_no_managed_policies_on_the_function_roles(private: Synth) -> None:
+    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+        _, props = function(private.template, handler)
+        role = private.template.to_json()["Resources"][props["Properties"]["Role"]["Fn::GetAtt"][0]]
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_customer_managed_key_is_granted_to_both_functions(regional: Synth) -> None:
+    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+        _, props = function(regional.template, handler)
+        assert "kms:Decrypt" in actions_on(role_statements(regional.template, props["Properties"]), "kms:")
+
+
+# API
+
+
+def test_private_api_allows_only_the_listed_vpc_endpoints(private: Synth) -> None:
+    api = only(private.template, "AWS::ApiGateway::RestApi")["Properties"]
+    assert api["EndpointConfiguration"]["Types"] == ["PRIVATE"]
+    assert api["EndpointConfiguration"]["VpcEndpointIds"] == ["vpce-0123456789abcdef0", "vpce-0fedcba9876543210"]
+    allow, deny = api["Policy"]["Statement"]
+    assert (allow["Effect"], deny["Effect"]) == ("Allow", "Deny")
+    assert deny["Condition"] == {
+        "StringNotEquals": {"aws:SourceVpce": ["vpce-0123456789abcdef0", "vpce-0fedcba9876543210"]}
+    }
+
+
+def test_regional_api_allows_only_the_listed_source_cidrs(regional: Synth) -> None:
+    api = only(regional.template, "AWS::ApiGateway::RestApi")["Properties"]
+    assert api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+    deny = api["Policy"]["Statement"][1]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["10.20.0.0/16", "192.0.2.0/24"]}}
+
+
+def test_single_post_root_route_as_lambda_proxy_passing_raw_bytes(private: Synth) -> None:
+    methods = private.template.find_resources("AWS::ApiGateway::Method")
+    assert [m["Properties"]["HttpMethod"] for m in methods.values()] == ["POST"]
+    [method] = methods.values()
+    assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    assert "Fn::GetAtt" in method["Properties"]["ResourceId"]  # the root resource
+    assert private.template.find_resources("AWS::ApiGateway::Resource") == {}
+    api = only(private.template, "AWS::ApiGateway::RestApi")["Properties"]
+    assert api["BinaryMediaTypes"] == ["*/*"]
+
+
+def test_stage_throttles_and_writes_json_access_logs(private: Synth, regional: Synth) -> None:
+    stage = only(private.template, "AWS::ApiGateway::Stage")["Properties"]
+    [settings] = stage["MethodSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
+    assert settings["DataTraceEnabled"] is False
+    assert stage["AccessLogSetting"]["Format"].startswith("{")
+    assert '"requestId":"$context.requestId"' in stage["AccessLogSetting"]["Format"]
+    [regional_settings] = only(regional.template, "AWS::ApiGateway::Stage")["Properties"]["MethodSettings"]
+    assert (regional_settings["ThrottlingRateLimit"], regional_settings["ThrottlingBurstLimit"]) == (25, 40)
+
+
+def test_gateway_errors_speak_the_awsjson_envelope(private: Synth) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in private.template.find_resources("AWS::ApiGateway::GatewayResponse").values()
+    }
+    expected = {
+        "DEFAULT_4XX": ("400", "InvalidRequestException"),
+        "DEFAULT_5XX": ("500", "InternalServiceError"),
+        "THROTTLED": ("429", "ThrottlingException"),
+        "ACCESS_DENIED": ("403", "AccessDeniedException"),
+        "REQUEST_TOO_LARGE": ("413", "RequestEntityTooLargeException"),
+        "MISSING_AUTHENTICATION_TOKEN": ("404", "NotFoundException"),
+    }
+    for response_type, (status, code) in expected.items():
+        props = responses[response_type]
+        assert props["StatusCode"] == status
+        assert props["ResponseParameters"]["gatewayresponse.header.x-amzn-ErrorType"] == f"'{code}'"
+        assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/x-amz-json-1.1'"
+        assert props["ResponseTemplates"]["application/json"] == (
+            '{"__type":"' + code + '","message":$context.error.messageString}'
+        )
+
+
+# Schedule
+
+
+def test_sweeper_runs_on_schedule_and_failures_land_in_an_encrypted_queue(private: Synth, regional: Synth) -> None:
+    rule = only(private.template, "AWS::Events::Rule")["Properties"]
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    [target] = rule["Targets"]
+    assert "DeadLetterConfig" in target
+    queue = only(private.template, "AWS::SQS::Queue")["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    invoke = only(private.template, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    assert invoke["MaximumRetryAttempts"] == 0
+    assert "OnFailure" in invoke["DestinationConfig"]
+    assert only(regional.template, "AWS::Events::Rule")["Properties"]["ScheduleExpression"] == "rate(2 minutes)"
+
+
+# Monitoring
+
+
+def test_alarms_cover_the_failure_modes_and_notify_the_topic(private: Synth) -> None:
+    alarms = private.template.find_resources("AWS::CloudWatch::Alarm")
+    by_metric = {a["Properties"].get("MetricName", "math"): a["Properties"] for a in alarms.values()}
+    assert {"5XXError", "SweepsCompleted", "SweepGuardTripped", "ApproximateNumberOfMessagesVisible", "Errors",
+            "Throttles", "math"} <= set(by_metric)  # fmt: skip
+    assert len(alarms) == 9  # the five above, and errors + throttles for each function
+    assert by_metric["SweepsCompleted"]["TreatMissingData"] == "breaching"
+    topic_id = next(iter(private.template.find_resources("AWS::SNS::Topic")))
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_given_alarm_topic_is_used_instead_of_a_new_one(regional: Synth) -> None:
+    assert regional.template.find_resources("AWS::SNS::Topic") == {}
+    for alarm in regional.template.find_resources("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == ["arn:aws:sns:eu-west-1:123456789012:ops-alarms"]
+
+
+def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private: Synth) -> None:
+    dashboard = only(private.template, "AWS::CloudWatch::Dashboard")
+    body = str(dashboard["Properties"]["DashboardBody"])
+    for metric in ("Heartbeats", "TerminateAnswers", "RunnersFlagged", "4XXError", "5XXError", "Latency", "p99"):
+        assert metric in body
+
+
+def test_outputs_give_endpoint_table_and_dashboard(private: Synth) -> None:
+    outputs = private.template.find_outputs("*")
+    assert {"EndpointUrl", "TableName", "DashboardUrl"} <= set(outputs)
