@@ -13,7 +13,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
 
-.PHONY: help venv node serve test test-fast lint format synth deploy diff clean
+.PHONY: help venv node constraints serve test test-fast lint format synth deploy diff clean
 
 help:
 	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB)"
@@ -23,11 +23,17 @@ help:
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
 	@echo "make diff    CONTEXT='...'  show what a deploy would change"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
+
+# Re-pin every transitive dependency from a fresh resolve of the requirements files.
+constraints:
+	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
+	.venv-pin/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	{ head -2 constraints.txt; .venv-pin/bin/pip freeze; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf .venv-pin
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
