@@ -133,8 +133,8 @@ def test_boto3_raises_internal_service_error_after_its_retries(broken_endpoint: 
 # The AWS CLI
 
 
-def aws_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAKE_AWS, "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1"}
+def aws_cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **FAKE_AWS, "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1", **extra_env}
     return subprocess.run(
         [AWS_CLI, "datapipeline", *args], capture_output=True, text=True, env=env, timeout=120, check=False
     )
@@ -147,6 +147,15 @@ def test_cli_heartbeat_prints_terminate_false(endpoint: LocalProcess) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"terminate": False}
+
+
+def test_cli_reaches_the_endpoint_from_the_environment_alone(endpoint: LocalProcess) -> None:
+    result = aws_cli(
+        "report-task-runner-heartbeat", "--taskrunner-id", "cli-env", AWS_ENDPOINT_URL_DATA_PIPELINE=endpoint.url
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"terminate": False}
+    assert stored(endpoint, "cli-env") is not None
 
 
 @pytest.mark.parametrize(
