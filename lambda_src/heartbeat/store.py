@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 TTL_ATTRIBUTE = "expiresAt"
 SWEEP_STATE_KEY = "\uffffsweeper-state"
 
-# Bounded: connect 1 s + read 2 s per attempt, 3 attempts with standard back-off,
-# well inside a 10 s Lambda timeout, so a failing table gives a timely 500.
+# Bounded: connect 1 s + read 1 s per attempt, 3 attempts with standard back-off
+# (under 1 s, then under 2 s), at most about 9 s: inside the 10 s Lambda timeout, so a
+# failing table gives a timely 500, which clients retry.
 CLIENT_CONFIG = BotoConfig(
     connect_timeout=1,
-    read_timeout=2,
+    read_timeout=1,
     retries={"mode": "standard", "total_max_attempts": 3},
 )
 
@@ -39,6 +40,14 @@ _UPSERT_ATTEMPTS = 3
 
 class StoreError(Exception):
     """DynamoDB failed (throttled, unavailable, timed out or refused)."""
+
+
+class _ConditionFailed(Exception):
+    """A conditional write's condition did not hold; item is the record as it was, if any."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
 
 
 @dataclass(frozen=True)
@@ -75,55 +84,55 @@ class RunnerStore:
     def record_heartbeat(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
         """Upsert the runner's record for a heartbeat received at now, and return it.
 
-        One conditional UpdateItem in the steady state and for a new runner; a
-        record past its TTL (which DynamoDB deletes lazily) is replaced as if new,
-        at the cost of one more request.
+        One conditional UpdateItem in the steady state and for a new runner. Rarely, one more:
+        a record past its TTL (which DynamoDB deletes lazily) is replaced as if new, and a
+        heartbeat that lost a race to one stamped later is counted without moving lastSeen back.
         """
+        advance = True
         for _ in range(_UPSERT_ATTEMPTS):
             try:
-                return self._update_live(request, now, retention_seconds)
-            except ClientError as error:
-                if _error_code(error) != "ConditionalCheckFailedException":
-                    raise StoreError(f"UpdateItem failed: {_error_code(error)}") from error
-            except BotoCoreError as error:
-                raise StoreError(f"UpdateItem failed: {type(error).__name__}") from error
-            # The record exists but has expired: start it afresh, unless someone else just did.
+                return self._update(request, now, retention_seconds, advance=advance)
+            except _ConditionFailed as failed:
+                old = failed.item
+            if old is not None and float(old[TTL_ATTRIBUTE]["N"]) > now:
+                advance = False  # live, and last seen later than now: count this one, keep the later time
+                continue
             try:
                 return self._replace_expired(request, now, retention_seconds)
-            except ClientError as error:
-                if _error_code(error) != "ConditionalCheckFailedException":
-                    raise StoreError(f"PutItem failed: {_error_code(error)}") from error
-            except BotoCoreError as error:
-                raise StoreError(f"PutItem failed: {type(error).__name__}") from error
+            except _ConditionFailed:
+                continue  # someone else changed it meanwhile: try again
         raise StoreError("the runner's record kept changing under concurrent heartbeats")
 
-    def _update_live(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
-        assignments = [
-            "lastSeen = :now",
-            "firstSeen = if_not_exists(firstSeen, :now)",
-            "#status = if_not_exists(#status, :active)",
-            f"{TTL_ATTRIBUTE} = :expires",
-        ]
+    def _update(self, request: HeartbeatRequest, now: float, retention_seconds: int, *, advance: bool) -> Runner:
         values: dict[str, AttributeValueTypeDef] = {
             ":now": _n(now),
             ":active": {"S": Status.ACTIVE.value},
-            ":expires": _n(expires_at(now, retention_seconds)),
             ":one": {"N": "1"},
         }
-        if request.hostname is not None:
-            assignments.append("hostname = :hostname")
-            values[":hostname"] = {"S": request.hostname}
-        if request.worker_group is not None:
-            assignments.append("workerGroup = :workerGroup")
-            values[":workerGroup"] = {"S": request.worker_group}
-        response = self.client.update_item(
+        assignments = ["firstSeen = if_not_exists(firstSeen, :now)", "#status = if_not_exists(#status, :active)"]
+        if advance:
+            assignments += ["lastSeen = :now", f"{TTL_ATTRIBUTE} = :expires"]
+            values[":expires"] = _n(expires_at(now, retention_seconds))
+            if request.hostname is not None:
+                assignments.append("hostname = :hostname")
+                values[":hostname"] = {"S": request.hostname}
+            if request.worker_group is not None:
+                assignments.append("workerGroup = :workerGroup")
+                values[":workerGroup"] = {"S": request.worker_group}
+            # New, or live and not last seen later than now (lastSeen never moves backwards).
+            condition = f"attribute_not_exists(taskrunnerId) OR ({TTL_ATTRIBUTE} > :now AND lastSeen <= :now)"
+        else:
+            condition = f"{TTL_ATTRIBUTE} > :now"
+        response = self._request(
+            "update_item",
             TableName=self.table_name,
             Key={"taskrunnerId": {"S": request.taskrunner_id}},
             UpdateExpression="SET " + ", ".join(assignments) + " ADD heartbeatCount :one",
-            ConditionExpression=f"attribute_not_exists(taskrunnerId) OR {TTL_ATTRIBUTE} > :now",
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         return _runner(response["Attributes"])
 
@@ -138,7 +147,8 @@ class RunnerStore:
             hostname=request.hostname,
             worker_group=request.worker_group,
         )
-        self.client.put_item(
+        self._request(
+            "put_item",
             TableName=self.table_name,
             Item=_item(runner),
             ConditionExpression=f"{TTL_ATTRIBUTE} <= :now",
@@ -146,14 +156,24 @@ class RunnerStore:
         )
         return runner
 
+    def _request(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Call one DynamoDB operation; every failure becomes StoreError, a failed condition _ConditionFailed."""
+        try:
+            response: dict[str, Any] = getattr(self.client, operation)(**kwargs)
+        except ClientError as error:
+            code = _error_code(error)
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed(error.response.get("Item")) from None  # type: ignore[arg-type]
+            raise StoreError(f"{operation} failed: {code}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{operation} failed: {type(error).__name__}") from error
+        return response
+
     def get_runner(self, taskrunner_id: str) -> Runner | None:
         """The runner's record as stored, expired or not; None when there is none."""
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key={"taskrunnerId": {"S": taskrunner_id}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(f"GetItem failed: {error}") from error
+        response = self._request(
+            "get_item", TableName=self.table_name, Key={"taskrunnerId": {"S": taskrunner_id}}, ConsistentRead=True
+        )
         item = response.get("Item")
         return _runner(item) if item else None
 
@@ -171,8 +191,10 @@ class RunnerStore:
             for page in pages:
                 for item in page.get("Items", []):
                     yield ActiveRunner(item["taskrunnerId"]["S"], float(item["lastSeen"]["N"]))
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(f"Scan failed: {error}") from error
+        except ClientError as error:
+            raise StoreError(f"scan failed: {_error_code(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"scan failed: {type(error).__name__}") from error
 
     def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
         """Flag an active runner stale unless a heartbeat since last_seen_before wins the race.
@@ -180,7 +202,8 @@ class RunnerStore:
         Returns whether this call flagged it.
         """
         try:
-            self.client.update_item(
+            self._request(
+                "update_item",
                 TableName=self.table_name,
                 Key={"taskrunnerId": {"S": taskrunner_id}},
                 UpdateExpression="SET #status = :stale, staleAt = :now",
@@ -193,22 +216,15 @@ class RunnerStore:
                     ":now": _n(now),
                 },
             )
-        except ClientError as error:
-            if _error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"UpdateItem failed: {_error_code(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"UpdateItem failed: {type(error).__name__}") from error
+        except _ConditionFailed:
+            return False
         return True
 
     def load_sweep_state(self) -> SweepState | None:
         """The sweeper's state after its last completed run, if any."""
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key={"taskrunnerId": {"S": SWEEP_STATE_KEY}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(f"GetItem failed: {error}") from error
+        response = self._request(
+            "get_item", TableName=self.table_name, Key={"taskrunnerId": {"S": SWEEP_STATE_KEY}}, ConsistentRead=True
+        )
         item = response.get("Item")
         if not item:
             return None
@@ -216,17 +232,15 @@ class RunnerStore:
 
     def save_sweep_state(self, state: SweepState) -> None:
         """Record a completed sweep."""
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item={
-                    "taskrunnerId": {"S": SWEEP_STATE_KEY},
-                    "lastSweepAt": _n(state.last_sweep_at),
-                    "watchingSince": _n(state.watching_since),
-                },
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(f"PutItem failed: {error}") from error
+        self._request(
+            "put_item",
+            TableName=self.table_name,
+            Item={
+                "taskrunnerId": {"S": SWEEP_STATE_KEY},
+                "lastSweepAt": _n(state.last_sweep_at),
+                "watchingSince": _n(state.watching_since),
+            },
+        )
 
 
 def _error_code(error: ClientError) -> str:

@@ -253,3 +253,18 @@ def test_record_past_its_ttl_is_a_new_runner(
     runner = store.get_runner("runner-0001")
     assert runner is not None
     assert (runner.status, runner.heartbeat_count, runner.first_seen) == (Status.ACTIVE, 1, clock.now)
+
+
+def test_heartbeat_stamped_earlier_than_the_last_one_counts_without_moving_last_seen_back(
+    dependencies: Dependencies, store: RunnerStore, clock: FakeClock, dynamodb_calls: RequestCounter
+) -> None:
+    call(heartbeat_event(BEAT), dependencies)
+    latest = clock.now
+    clock.advance(-0.25)  # another instance's clock, a little behind, and its request lost the race
+    dynamodb_calls.reset()
+    status, body, _ = answer(call(heartbeat_event({**BEAT, "hostname": "stale-host"}), dependencies))
+    assert (status, body) == (200, {"terminate": False})
+    assert dynamodb_calls.calls == {"UpdateItem": 2}
+    runner = store.get_runner("runner-0001")
+    assert runner is not None
+    assert (runner.heartbeat_count, runner.last_seen, runner.hostname) == (2, latest, "ip-10-0-1-25")
