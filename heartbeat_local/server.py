@@ -226,7 +226,6 @@ class LocalEndpoint:
 
     def _start_embedded_store(self) -> None:
         import boto3
-        from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # The embedded store takes any credentials; never send real ones to it.
@@ -235,10 +234,8 @@ class LocalEndpoint:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.settings.dynamodb_port, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self.dynamodb_endpoint = f"http://{host}:{port}"
+        self._moto = EmbeddedDynamoDB(port=self.settings.dynamodb_port)
+        self.dynamodb_endpoint = self._moto.endpoint
         create_table(boto3.client("dynamodb", endpoint_url=self.dynamodb_endpoint), self.settings.table_name)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -266,3 +263,32 @@ class LocalEndpoint:
             thread.join(timeout=drain_seconds)
         if self._moto is not None:
             self._moto.stop()
+
+
+class EmbeddedDynamoDB:
+    """moto's DynamoDB as an HTTP server on loopback, one request at a time.
+
+    DynamoDB makes each single-item operation atomic; moto's in-memory backend does not
+    guard against threads interleaving, so the embedded store serves requests one by one
+    (under the GIL that costs little throughput) and concurrent heartbeats lose no update.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server("127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
+        self._thread.start()
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()

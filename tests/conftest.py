@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from heartbeat.config import Config
@@ -20,6 +22,15 @@ from heartbeat_local.server import create_table
 from tests.support import FakeClock, RequestCounter
 
 TABLE = "runners-test"
+
+# Hypothesis: 'ci' (the default, what make test runs) and 'fuzz' (make fuzz: the long run).
+settings.register_profile(
+    "ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile(
+    "fuzz", max_examples=50_000, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

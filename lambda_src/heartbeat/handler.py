@@ -136,14 +136,20 @@ def unexpected_error(exc: Exception) -> Response[str]:
     return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), _request_id())
 
 
-def handle(event: dict[str, Any], context: LambdaContext, dependencies: Callable[[], Dependencies]) -> dict[str, Any]:
-    """Resolve one API Gateway event with the given dependencies (tests pass their own)."""
-    app.append_context(dependencies=dependencies)  # type: ignore[no-untyped-call]
-    return app.resolve(event, context)
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context, default_dependencies)
+def make_handler(dependencies: Callable[[], Dependencies]) -> LambdaHandler:
+    """A Lambda handler over the given dependencies (tests pass their own), with logging, tracing and metrics."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        app.append_context(dependencies=dependencies)  # type: ignore[no-untyped-call]
+        return app.resolve(event, context)
+
+    return lambda_handler
+
+
+lambda_handler = make_handler(default_dependencies)

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from heartbeat.config import Config
-from heartbeat.handler import Dependencies, handle, lambda_handler
+from heartbeat.handler import Dependencies, lambda_handler, make_handler
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore
 from tests.conftest import TABLE
@@ -21,7 +21,7 @@ BEAT = {"taskrunnerId": "runner-0001", "workerGroup": "etl-workers", "hostname":
 
 
 def call(event: dict[str, Any], dependencies: Dependencies) -> dict[str, Any]:
-    return handle(event, LambdaContext(), lambda: dependencies)  # type: ignore[arg-type]
+    return make_handler(lambda: dependencies)(event, LambdaContext())  # type: ignore[arg-type]
 
 
 def emf_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -183,7 +183,7 @@ def test_store_failure_is_a_retryable_internal_error_logged_with_the_request_id(
     event = heartbeat_event(BEAT)
     with stubber:
         status, body, headers = answer(
-            handle(event, LambdaContext(), lambda: Dependencies(config, stubbed, clock))  # type: ignore[arg-type]
+            make_handler(lambda: Dependencies(config, stubbed, clock))(event, LambdaContext())  # type: ignore[arg-type]
         )
     assert (status, body, headers["x-amzn-ErrorType"]) == (
         500,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from heartbeat.config import Config
-from heartbeat.handler import Dependencies, handle
+from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore
@@ -25,10 +25,9 @@ def beat(store: RunnerStore, runner_id: str, now: float) -> None:
 
 
 def heartbeat_answer(dependencies: Dependencies, runner_id: str) -> bool:
-    result = handle(
+    result = make_handler(lambda: dependencies)(
         heartbeat_event({"taskrunnerId": runner_id}),
         LambdaContext(),  # type: ignore[arg-type]
-        lambda: dependencies,
     )
     assert result["statusCode"] == 200
     return bool(json.loads(result["body"])["terminate"])
