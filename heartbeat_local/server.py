@@ -217,7 +217,7 @@ class LocalEndpoint:
 
         self._http = _HTTPServer(
             (self.settings.host, self.settings.port),
-            lambda event: lambda_handler(event, LocalLambdaContext()),
+            lambda event: lambda_handler(event, LocalLambdaContext()),  # type: ignore[arg-type]
             self.settings.access_log,
         )
         self._spawn(self._http.serve_forever, "http")

@@ -49,12 +49,14 @@ def assert_well_formed(status: int, body: dict[str, Any], headers: dict[str, Any
     assert headers["x-amzn-RequestId"]
     assert headers["Date"]
     if status == 200:
-        assert set(body) == {"terminate"} and isinstance(body["terminate"], bool)
+        assert set(body) == {"terminate"}
+        assert isinstance(body["terminate"], bool)
     else:
         assert status in CLIENT_FAULT_STATUSES, (status, body)
         assert set(body) == {"__type", "message"}
         assert headers["x-amzn-ErrorType"] == body["__type"]
-        assert isinstance(body["message"], str) and body["message"]
+        assert isinstance(body["message"], str)
+        assert body["message"]
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
@@ -63,9 +65,12 @@ json_values = st.recursive(
     max_leaves=12,
 )  # fmt: skip
 # Strings from every class the pattern cares about: controls, surrogates, U+FFFE/FFFF, supplementary.
-any_text = st.text(
-    alphabet=st.characters(codec=None, exclude_categories=()), max_size=40
-) | st.text(alphabet=st.sampled_from("\x00\x07\t\n\r\x0b\x1f \u00e9\ud7ff\ud800\udbff\udc00\udfff\ue000\ufffd\ufffe\uffff\U00010000\U0010ffff"), max_size=20)  # fmt: skip
+EDGE_CHARACTERS = (
+    "\x00\x07\t\n\r\x0b\x1f \u00e9\ud7ff\ud800\udbff\udc00\udfff\ue000\ufffd\ufffe\uffff\U00010000\U0010ffff"
+)
+any_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40) | st.text(
+    alphabet=st.sampled_from(EDGE_CHARACTERS), max_size=20
+)
 member_values = any_text | st.text(min_size=1000, max_size=1100) | json_values
 
 
