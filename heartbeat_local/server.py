@@ -85,6 +85,7 @@ def create_table(client: Any, table_name: str) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: _HTTPServer
     timeout = SOCKET_TIMEOUT_SECONDS
 
@@ -164,6 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must not hold up shutdown
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's default of 5 resets clients that connect together
 
     def __init__(self, address: tuple[str, int], invoke: Callable[[dict[str, Any]], dict[str, Any]], access_log: bool):
         super().__init__(address, _Handler)
@@ -227,7 +229,6 @@ class LocalEndpoint:
     def _start_embedded_store(self) -> None:
         import boto3
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # The embedded store takes any credentials; never send real ones to it.
         os.environ["AWS_ACCESS_KEY_ID"] = "local"
         os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - a placeholder for the local store
@@ -277,6 +278,7 @@ class EmbeddedDynamoDB:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         app = DomainDispatcherApplication(create_backend_app)
         lock = threading.Lock()
 

@@ -1,0 +1,154 @@
+"""Load and concurrency on the local endpoint (what `make serve` runs), over real sockets.
+
+The full load of 20,000 heartbeats runs in `make soak` (LOAD_HEARTBEATS=20000); make test
+runs the same test with fewer, since moto's expression parser bounds the local endpoint
+at a few dozen heartbeats a second on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.local_process import LocalProcess, local_endpoint
+
+TARGET = {"X-Amz-Target": "DataPipeline.ReportTaskRunnerHeartbeat", "Content-Type": "application/x-amz-json-1.1"}
+LOAD_HEARTBEATS = int(os.environ.get("LOAD_HEARTBEATS", "2000"))
+LOAD_RUNNERS = 1000
+LOAD_CLIENTS = 16
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
+    with local_endpoint(tmp_path_factory.mktemp("load"), ACCESS_LOG="0") as running:
+        yield running
+
+
+def connect(url: str, timeout: float = 30) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+def heartbeat(connection: http.client.HTTPConnection, runner_id: str) -> tuple[int, dict[str, object]]:
+    connection.request("POST", "/", body=json.dumps({"taskrunnerId": runner_id}), headers=TARGET)
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def count_of(endpoint: LocalProcess, runner_id: str) -> int:
+    item = endpoint.dynamodb().get_item(TableName=endpoint.table, Key={"taskrunnerId": {"S": runner_id}})["Item"]
+    return int(item["heartbeatCount"]["N"])
+
+
+def test_concurrent_clients_lose_no_heartbeat_and_see_no_error(endpoint: LocalProcess) -> None:
+    sent: Counter[str] = Counter()
+    failures: list[object] = []
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        connection = connect(endpoint.url)
+        for i in range(number, LOAD_HEARTBEATS, LOAD_CLIENTS):
+            runner_id = f"load-{i % LOAD_RUNNERS:04d}"
+            try:
+                status, body = heartbeat(connection, runner_id)
+            except OSError as error:
+                status, body = 0, {"error": repr(error)}
+            with lock:
+                sent[runner_id] += 1
+                if (status, body) != (200, {"terminate": False}):
+                    failures.append((runner_id, status, body))
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(LOAD_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sum(sent.values()) == LOAD_HEARTBEATS
+    counts = {runner_id: count_of(endpoint, runner_id) for runner_id in sent}
+    assert counts == dict(sent)
+
+
+def test_concurrent_heartbeats_for_one_runner_count_exactly_and_last_seen_never_goes_back(
+    endpoint: LocalProcess,
+) -> None:
+    clients, each = 8, 25
+    observed: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        dynamodb = endpoint.dynamodb()
+        while not done.is_set():
+            item = dynamodb.get_item(TableName=endpoint.table, Key={"taskrunnerId": {"S": "hot"}}).get("Item")
+            if item:
+                observed.append(float(item["lastSeen"]["N"]))
+
+    def client() -> None:
+        connection = connect(endpoint.url)
+        for _ in range(each):
+            assert heartbeat(connection, "hot")[0] == 200
+        connection.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    watcher.join()
+    assert count_of(endpoint, "hot") == clients * each
+    assert len(observed) > 1
+    assert observed == sorted(observed)
+
+
+def test_slow_and_half_open_clients_do_not_stall_the_others(endpoint: LocalProcess) -> None:
+    parts = urlsplit(endpoint.url)
+    stalled = []
+    for partial in (b"POST / HTTP/1.1\r\nHost: x\r\n", b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{", b""):
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.sendall(partial)  # then say nothing more
+        stalled.append(sock)
+    try:
+        # Well under the server's 10 s socket timeout: a server that waited on the stalled ones would fail this.
+        connection = connect(endpoint.url, timeout=5)
+        for i in range(20):
+            assert heartbeat(connection, f"beside-stalled-{i}") == (200, {"terminate": False})
+        connection.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_sigterm_finishes_the_in_flight_request_before_exiting(tmp_path: Path) -> None:
+    with local_endpoint(tmp_path) as running:
+        parts = urlsplit(running.url)
+        body = json.dumps({"taskrunnerId": "in-flight"}).encode()
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        head = (
+            "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: DataPipeline.ReportTaskRunnerHeartbeat\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body[:5])  # the request is in flight: headers sent, body still coming
+        time.sleep(0.5)  # let the server read the headers; the request counts as in flight from then
+        running.process.send_signal(signal.SIGTERM)
+        sock.sendall(body[5:])
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 200
+        assert json.loads(response.read()) == {"terminate": False}
+        sock.close()
+        assert running.process.wait(timeout=30) == 0
