@@ -13,13 +13,14 @@ CDK_FLAGS := --no-notices --no-version-reporting
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
 
-.PHONY: help venv node constraints serve test test-fast fuzz soak lint format synth deploy diff clean
+.PHONY: help venv node constraints serve test test-fast fuzz soak bench lint format synth deploy diff clean
 
 help:
 	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB)"
 	@echo "make test    lint, then the whole test suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make fuzz    the long generated-input run (50,000 examples per property)"
+	@echo "make bench   measure requests per heartbeat, handler overhead, cold start, sweeper scale, throughput"
 	@echo "make soak    the full load test (16 clients, 20,000 heartbeats, 1,000 runners)"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/ (example access context)"
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
@@ -65,6 +66,10 @@ fuzz: $(VENV)/.installed
 
 soak: $(VENV)/.installed
 	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/integration/test_load.py
+
+# Figures, not assertions: see bench/__main__.py. BENCH_QUICK=1 is the seconds-long smoke run.
+bench: $(VENV)/.installed
+	PYTHONPATH=lambda_src:. $(PY) -m bench
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.infra.conftest import Synth
-from tests.local_process import ROOT
+from heartbeat_local.process import ROOT
 
 # W3005: CDK adds a DependsOn on each function's role policy that a GetAtt already implies; harmless.
 CFN_LINT_IGNORED = "W3005"

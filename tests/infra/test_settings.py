@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from infra.settings import DeploySettings, SettingsError
-from tests.local_process import ROOT
+from heartbeat_local.process import ROOT
 
 
 def settings(**context: str) -> DeploySettings:

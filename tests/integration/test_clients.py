@@ -21,7 +21,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, ParamValidationError
 
-from tests.local_process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
+from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
 
 pytestmark = pytest.mark.clients
 

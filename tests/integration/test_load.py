@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.local_process import LocalProcess, local_endpoint
+from heartbeat_local.process import LocalProcess, local_endpoint
 
 TARGET = {"X-Amz-Target": "DataPipeline.ReportTaskRunnerHeartbeat", "Content-Type": "application/x-amz-json-1.1"}
 LOAD_HEARTBEATS = int(os.environ.get("LOAD_HEARTBEATS", "2000"))

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.local_process import FAKE_AWS, ROOT, local_endpoint
+from heartbeat_local.process import FAKE_AWS, ROOT, local_endpoint
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:

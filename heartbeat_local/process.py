@@ -1,4 +1,4 @@
-"""Start ``python -m heartbeat_local`` (what ``make serve`` runs) as a real process for a test."""
+"""Start ``python -m heartbeat_local`` (what ``make serve`` runs) as a real process, for tests and the benchmark."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""make bench: what a heartbeat costs, measured side by side in one run."""
