@@ -31,13 +31,13 @@ from heartbeat.handler import Dependencies, make_handler
 from heartbeat.store import RunnerStore, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.gateway import LocalLambdaContext, proxy_event
-from heartbeat_local.process import local_endpoint
+from heartbeat_local.process import LocalProcess, local_endpoint
 from heartbeat_local.server import create_table
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 TABLE = "bench"
-KEYS = {"region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+KEYS: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 THRESHOLD = 2700
 RETENTION = 7 * 24 * 3600
 # A realistic runner: EC2-style ids and host names.
@@ -89,12 +89,15 @@ def requests_per_heartbeat() -> dict[str, Any]:
         runner_key = {"taskrunnerId": {"S": BEAT["taskrunnerId"]}}
 
         def item() -> dict[str, Any] | None:
-            return observer.get_item(TableName=TABLE, Key=runner_key, ConsistentRead=True).get("Item")
+            found: dict[str, Any] | None = observer.get_item(TableName=TABLE, Key=runner_key, ConsistentRead=True).get(
+                "Item"
+            )
+            return found
 
         def beat(name: str) -> dict[str, Any]:
             before = item()
             event = proxy_event("POST", "/", TARGET.items(), json.dumps(BEAT).encode())
-            with contextlib.redirect_stdout(open(os.devnull, "w")), calls.measuring() as counted:  # noqa: SIM115
+            with contextlib.redirect_stdout(open(os.devnull, "w")), calls.measuring() as counted:
                 result = handler(event, LocalLambdaContext())  # type: ignore[arg-type]
             after = item()
             return {
@@ -154,7 +157,7 @@ def handler_overhead(iterations: int) -> dict[str, Any]:
         for _ in range(iterations + 20):
             stubber.add_response("update_item", {"Attributes": attributes})
         samples = []
-        with stubber, contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115 - EMF lines, as in Lambda
+        with stubber, contextlib.redirect_stdout(open(os.devnull, "w")):
             for i in range(20):
                 call(i % iterations)  # warm up
             for i in range(iterations):
@@ -267,36 +270,46 @@ def sweeper_scale(fleets: list[tuple[int, float]]) -> dict[str, Any]:
 # 5. Local endpoint throughput
 
 
+def _drive(kind: str, running: LocalProcess, client_number: int, calls: int) -> list[float]:
+    """One client's latencies (ms): heartbeats through the endpoint, or bare UpdateItem on its store."""
+    session = boto3.session.Session()
+    if kind == "heartbeat":
+        pipeline = session.client("datapipeline", endpoint_url=running.url, **KEYS)
+
+        def call(i: int) -> object:
+            return pipeline.report_task_runner_heartbeat(taskrunnerId=f"bench-{client_number}-{i % 50}")
+    else:
+        dynamodb = session.client("dynamodb", endpoint_url=running.dynamodb_url, **KEYS)
+
+        def call(i: int) -> object:
+            return dynamodb.update_item(
+                TableName=running.table, Key={"taskrunnerId": {"S": f"bare-{client_number}-{i % 50}"}},
+                UpdateExpression="SET lastSeen = :now", ExpressionAttributeValues={":now": {"N": "1"}},
+            )  # fmt: skip
+
+    call(0)  # connect, and warm the client
+    latencies = []
+    for i in range(calls):
+        started = time.perf_counter()
+        call(i)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def endpoint_throughput(levels: list[int], per_level: int) -> dict[str, Any]:
     """Heartbeats through `make serve`'s endpoint with N concurrent boto3 clients, beside bare UpdateItem."""
     rows = []
     with local_endpoint(Path(tempfile.mkdtemp()), ACCESS_LOG="0") as running:
         for concurrency in levels:
             for kind in ("heartbeat", "bare UpdateItem"):
-
-                def work(n: int, kind: str = kind) -> list[float]:
-                    session = boto3.session.Session()
-                    if kind == "heartbeat":
-                        client = session.client("datapipeline", endpoint_url=running.url, **KEYS)
-                        call = lambda i: client.report_task_runner_heartbeat(taskrunnerId=f"bench-{n}-{i % 50}")  # noqa: E731
-                    else:
-                        client = session.client("dynamodb", endpoint_url=running.dynamodb_url, **KEYS)
-                        call = lambda i: client.update_item(  # noqa: E731
-                            TableName=running.table, Key={"taskrunnerId": {"S": f"bare-{n}-{i % 50}"}},
-                            UpdateExpression="SET lastSeen = :now", ExpressionAttributeValues={":now": {"N": "1"}},
-                        )  # fmt: skip
-                    call(0)
-                    latencies = []
-                    for i in range(per_level // concurrency):
-                        started = time.perf_counter()
-                        call(i)
-                        latencies.append((time.perf_counter() - started) * 1000)
-                    return latencies
-
                 results: list[list[float]] = [[] for _ in range(concurrency)]
-                threads = [
-                    threading.Thread(target=lambda n=n: results.__setitem__(n, work(n))) for n in range(concurrency)
-                ]
+
+                def client(
+                    n: int, kind: str = kind, results: list[list[float]] = results, c: int = concurrency
+                ) -> None:
+                    results[n] = _drive(kind, running, n, per_level // c)
+
+                threads = [threading.Thread(target=client, args=(n,)) for n in range(concurrency)]
                 started = time.perf_counter()
                 for thread in threads:
                     thread.start()

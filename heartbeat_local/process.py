@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -33,16 +34,18 @@ class LocalProcess:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def dynamodb(self):  # type: ignore[no-untyped-def]
+    def dynamodb(self) -> Any:
         """A client on the endpoint's embedded store, to look at or break what it holds."""
-        return boto3.client("dynamodb", endpoint_url=self.dynamodb_url, region_name="us-east-1", **_keys())
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.dynamodb_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - the embedded store takes any credentials
+        )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def _keys() -> dict[str, str]:
-    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 @contextmanager

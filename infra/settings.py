@@ -53,6 +53,7 @@ class DeploySettings:
     table_encryption: str = "aws-owned"
     retain_data: bool = True
     powertools_layer_arn: str | None = None
+    sdk_tracing: bool = False
 
     @property
     def is_private(self) -> bool:
@@ -107,6 +108,7 @@ class DeploySettings:
             table_encryption=_text(get("tableEncryption")) or "aws-owned",
             retain_data=_bool(get, "retainData", True),
             powertools_layer_arn=_text(get("powertoolsLayerArn")),
+            sdk_tracing=_bool(get, "sdkTracing", False),
         )
         settings._check()
         return settings

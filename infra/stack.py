@@ -36,6 +36,9 @@ class HeartbeatStack(Stack):
             "STALE_AFTER_SECONDS": str(settings.stale_after_minutes * 60),
             "RETENTION_SECONDS": str(settings.retention_days * 24 * 3600),
             "MASS_STALE_FRACTION": str(settings.mass_stale_fraction),
+            # Lambda's active tracing records every invocation regardless. The X-Ray SDK's
+            # subsegments (each DynamoDB call) cost about 200 ms of cold start: opt in with sdkTracing.
+            "POWERTOOLS_TRACE_DISABLED": "false" if settings.sdk_tracing else "true",
         }
         # 256 MB: a heartbeat is one small DynamoDB write, and on arm64 this size keeps the cold
         # start (Powertools + boto3 import) short. 10 s bounds the store client's own timeouts

@@ -31,7 +31,7 @@ from heartbeat.errors import (
     UnknownOperationException,
 )
 from heartbeat.model import parse_heartbeat
-from heartbeat.observability import MetricName, logger, metrics, tracer
+from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.runners import should_terminate
 from heartbeat.store import RunnerStore, StoreError
 
@@ -143,7 +143,7 @@ def make_handler(dependencies: Callable[[], Dependencies]) -> LambdaHandler:
     """A Lambda handler over the given dependencies (tests pass their own), with logging, tracing and metrics."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-    @tracer.capture_lambda_handler
+    @trace_lambda_handler
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         app.append_context(dependencies=dependencies)  # type: ignore[no-untyped-call]

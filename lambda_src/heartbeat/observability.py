@@ -1,23 +1,48 @@
 """Logger, Metrics and Tracer, shared by both functions.
 
 Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
-POWERTOOLS_METRICS_NAMESPACE when set. The Tracer turns itself off outside Lambda
-or when POWERTOOLS_TRACE_DISABLED is set.
+POWERTOOLS_METRICS_NAMESPACE when set.
+
+Tracing: Powertools' Tracer imports the X-Ray SDK even when disabled, and that import
+(which builds a botocore session for X-Ray) is the largest part of a cold start. So the
+Tracer is built only when tracing is wanted (in Lambda, POWERTOOLS_TRACE_DISABLED not
+set); otherwise the handlers' tracing decorator does nothing. Lambda's own active tracing
+records each invocation either way.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner-heartbeat")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunnerHeartbeat")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def tracing_wanted(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Tracer's own rule: on in Lambda unless POWERTOOLS_TRACE_DISABLED says otherwise."""
+    disabled = env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not disabled
+
+
+def _tracing_decorator() -> Callable[[Handler], Handler]:
+    if not tracing_wanted():
+        return lambda handler: handler
+    from aws_lambda_powertools import Tracer
+
+    tracer = Tracer(service=SERVICE)
+    return tracer.capture_lambda_handler  # type: ignore[return-value]
+
+
+trace_lambda_handler = _tracing_decorator()
 
 # A refused request to an unknown path records no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

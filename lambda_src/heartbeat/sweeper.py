@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.config import Config
-from heartbeat.observability import MetricName, logger, metrics, tracer
+from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.runners import is_stale, mass_staleness_guard_trips, watching_since
 from heartbeat.store import RunnerStore, SweepState
 
@@ -85,7 +85,7 @@ def _store_and_config() -> tuple[RunnerStore, Config]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@trace_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store, config = _store_and_config()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import Synth
 from heartbeat_local.process import ROOT
+from tests.infra.conftest import Synth
 
 # W3005: CDK adds a DependsOn on each function's role policy that a GetAtt already implies; harmless.
 CFN_LINT_IGNORED = "W3005"

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from infra.settings import DeploySettings, SettingsError
 from heartbeat_local.process import ROOT
+from infra.settings import DeploySettings, SettingsError
 
 
 def settings(**context: str) -> DeploySettings:
@@ -38,6 +38,7 @@ def test_defaults_match_the_readme() -> None:
     assert (got.stale_after_minutes, got.retention_days, got.sweep_interval_minutes) == (45, 7, 5)
     assert (got.throttle_rate, got.throttle_burst, got.log_retention_days) == (50, 100, 30)
     assert (got.mass_stale_fraction, got.table_encryption, got.retain_data) == (0.5, "aws-owned", True)
+    assert got.sdk_tracing is False
 
 
 def test_open_endpoint_only_when_asked_for_explicitly() -> None:
