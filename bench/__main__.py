@@ -233,7 +233,7 @@ def sweeper_scale(fleets: list[tuple[int, float]]) -> dict[str, Any]:
             now = 1_795_521_600.0
             stale_every = round(1 / stale_fraction)
             sizes = []
-            batch = []
+            batch: list[Any] = []
             for i in range(size):
                 last_seen = now - (THRESHOLD + 600 if i % stale_every == 0 else 300)
                 item = {
