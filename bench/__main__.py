@@ -379,9 +379,9 @@ def main() -> int:
     results["local_endpoint"] = endpoint_throughput([1, 8, 32] if not QUICK else [1, 8], 40 if QUICK else 640)
     results["seconds"] = time.perf_counter() - started
     print_table(results)
-    out = ROOT / "bench" / "results.json"
+    out = Path(os.environ.get("BENCH_RESULTS", ROOT / "bench" / "results.json"))
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nWrote {out.relative_to(ROOT)} in {results['seconds']:.0f} s")
+    print(f"\nWrote {out} in {results['seconds']:.0f} s")
     problems = check_counts(results["requests"])
     for problem in problems:
         print(f"COUNT MISMATCH: {problem}", file=sys.stderr)
