@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_STALE_AFTER_SECONDS = 2700  # three missed 15-minute heartbeats
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
@@ -22,6 +24,9 @@ class Config:
     stale_after_seconds: int = DEFAULT_STALE_AFTER_SECONDS
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
     mass_stale_fraction: float = DEFAULT_MASS_STALE_FRACTION
+    # workerGroup -> seconds, for groups that beat faster (or slower) than the default
+    stale_after_by_worker_group: Mapping[str, int] = field(default_factory=dict)
+    event_bus_name: str = "default"
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -35,6 +40,12 @@ class Config:
                 f"RETENTION_SECONDS ({self.retention_seconds}) must exceed STALE_AFTER_SECONDS "
                 f"({self.stale_after_seconds}), or runners would expire before they could be flagged"
             )
+        for group, seconds in self.stale_after_by_worker_group.items():
+            if not 0 < seconds < self.retention_seconds:
+                raise ConfigError(
+                    f"STALE_AFTER_BY_WORKER_GROUP: {group!r} must be a positive number of seconds below "
+                    f"RETENTION_SECONDS ({self.retention_seconds}), got {seconds}"
+                )
         if not 0 < self.mass_stale_fraction <= 1:
             raise ConfigError(
                 "MASS_STALE_FRACTION must be greater than 0 and at most 1 (1 turns the guard off), "
@@ -49,6 +60,8 @@ class Config:
             stale_after_seconds=_whole_number(env, "STALE_AFTER_SECONDS", DEFAULT_STALE_AFTER_SECONDS),
             retention_seconds=_whole_number(env, "RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS),
             mass_stale_fraction=_fraction(env, "MASS_STALE_FRACTION", DEFAULT_MASS_STALE_FRACTION),
+            stale_after_by_worker_group=_group_thresholds(env, "STALE_AFTER_BY_WORKER_GROUP"),
+            event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
         )
 
 
@@ -73,3 +86,21 @@ def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number greater than 0 and at most 1, got {raw!r}") from None
+
+
+def _group_thresholds(env: Mapping[str, str], name: str) -> dict[str, int]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f'{name} must be a JSON object of workerGroup to seconds, e.g. {{"fast": 600}}') from None
+    if not isinstance(document, dict):
+        raise ConfigError(f'{name} must be a JSON object of workerGroup to seconds, e.g. {{"fast": 600}}')
+    thresholds = {}
+    for group, seconds in document.items():
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise ConfigError(f"{name}: {group!r} must map to a number of seconds, got {seconds!r}")
+        thresholds[group] = int(seconds)
+    return thresholds

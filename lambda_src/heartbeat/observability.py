@@ -62,3 +62,5 @@ class MetricName:
     RUNNERS_FLAGGED = "RunnersFlagged"
     SWEEP_GUARD_TRIPPED = "SweepGuardTripped"
     SWEEPS_COMPLETED = "SweepsCompleted"
+    EVENTS_PUBLISHED = "StaleEventsPublished"
+    EVENTS_OWED = "StaleEventsOwed"

@@ -5,6 +5,7 @@ Nothing here touches AWS; the store and the handlers call these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -15,7 +16,8 @@ class Status(StrEnum):
     """A runner's status. Only ACTIVE runners are told to keep working."""
 
     ACTIVE = "active"
-    STALE = "stale"  # flagged by the sweeper; sticky until the record expires
+    STALE = "stale"  # flagged by the sweeper; sticky until reset or the record expires
+    TERMINATING = "terminating"  # an operator asked it to stop (a graceful drain)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class Runner:
     expires_at: int
     hostname: str | None = None
     worker_group: str | None = None
+    stale_at: float | None = None
+    event_pending: bool = False  # flagged, and its stale event not yet published
+    terminate_requested_at: float | None = None
+    terminate_requested_by: str | None = None
+    terminate_reason: str | None = None
 
 
 def should_terminate(runner: Runner) -> bool:
@@ -50,6 +57,16 @@ def is_stale(last_seen: float, now: float, stale_after_seconds: int, watching_si
     outage of the sweeper never counts against a runner.
     """
     return now - max(last_seen, watching_since) > stale_after_seconds
+
+
+def stale_after_for(worker_group: str | None, default_seconds: int, by_worker_group: Mapping[str, int]) -> int:
+    """The silence after which a runner of this worker group is stale: its group's override, or the default.
+
+    The sweeper, its guard and the operator CLI all decide with this one function.
+    """
+    if worker_group is not None and worker_group in by_worker_group:
+        return by_worker_group[worker_group]
+    return default_seconds
 
 
 def watching_since(

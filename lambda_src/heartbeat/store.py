@@ -9,6 +9,7 @@ whose key holds U+FFFF, a character no valid taskrunnerId can contain.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,11 +52,20 @@ class _ConditionFailed(Exception):
 
 
 @dataclass(frozen=True)
-class ActiveRunner:
-    """What the sweeper needs to know of an active runner."""
+class SweepCandidate:
+    """What the sweeper needs to know of an active runner, or of a flagged one that still owes its event."""
 
     taskrunner_id: str
+    status: str
     last_seen: float
+    worker_group: str | None = None
+    hostname: str | None = None
+    stale_at: float | None = None
+    event_pending: bool = False
+
+
+class UnknownRunner(LookupError):
+    """No record for that taskrunnerId."""
 
 
 @dataclass(frozen=True)
@@ -177,20 +187,37 @@ class RunnerStore:
         item = response.get("Item")
         return _runner(item) if item else None
 
-    def active_runners(self, now: float) -> Iterator[ActiveRunner]:
-        """Every active runner whose record has not expired, page by page."""
-        paginator = self.client.get_paginator("scan")
-        pages = paginator.paginate(
+    def sweep_candidates(self, now: float) -> Iterator[SweepCandidate]:
+        """Every active, unexpired runner, and every flagged runner whose stale event is still owed; page by page."""
+        pages = self.client.get_paginator("scan").paginate(
             TableName=self.table_name,
-            ProjectionExpression="taskrunnerId, lastSeen",
-            FilterExpression=f"#status = :active AND {TTL_ATTRIBUTE} > :now",
+            ProjectionExpression="taskrunnerId, #status, lastSeen, workerGroup, hostname, staleAt, eventPending",
+            FilterExpression=f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
         )
+        for item in self._scan(pages):
+            yield SweepCandidate(
+                taskrunner_id=item["taskrunnerId"]["S"],
+                status=item["status"]["S"],
+                last_seen=float(item["lastSeen"]["N"]),
+                worker_group=item.get("workerGroup", {}).get("S"),
+                hostname=item.get("hostname", {}).get("S"),
+                stale_at=float(item["staleAt"]["N"]) if "staleAt" in item else None,
+                event_pending="eventPending" in item,
+            )
+
+    def runners(self) -> Iterator[Runner]:
+        """Every runner record, page by page (never the whole table in memory)."""
+        pages = self.client.get_paginator("scan").paginate(TableName=self.table_name)
+        for item in self._scan(pages):
+            if item["taskrunnerId"]["S"] != SWEEP_STATE_KEY:
+                yield _runner(item)
+
+    def _scan(self, pages: Any) -> Iterator[dict[str, Any]]:
         try:
             for page in pages:
-                for item in page.get("Items", []):
-                    yield ActiveRunner(item["taskrunnerId"]["S"], float(item["lastSeen"]["N"]))
+                yield from page.get("Items", [])
         except ClientError as error:
             raise StoreError(f"scan failed: {_error_code(error)}") from error
         except BotoCoreError as error:
@@ -206,7 +233,8 @@ class RunnerStore:
                 "update_item",
                 TableName=self.table_name,
                 Key={"taskrunnerId": {"S": taskrunner_id}},
-                UpdateExpression="SET #status = :stale, staleAt = :now",
+                # eventPending: the stale event is owed until it is published (see sweeper.py).
+                UpdateExpression="SET #status = :stale, staleAt = :now, eventPending = :true",
                 ConditionExpression=f"#status = :active AND lastSeen < :cutoff AND {TTL_ATTRIBUTE} > :now",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
@@ -214,11 +242,73 @@ class RunnerStore:
                     ":active": {"S": Status.ACTIVE.value},
                     ":cutoff": _n(last_seen_before),
                     ":now": _n(now),
+                    ":true": {"BOOL": True},
                 },
             )
         except _ConditionFailed:
             return False
         return True
+
+    def event_published(self, taskrunner_id: str) -> None:
+        """The runner's stale event is out: it owes none any more."""
+        with contextlib.suppress(_ConditionFailed):  # already recorded (a concurrent sweep, or a reset)
+            self._request(
+                "update_item",
+                TableName=self.table_name,
+                Key={"taskrunnerId": {"S": taskrunner_id}},
+                UpdateExpression="REMOVE eventPending",
+                ConditionExpression="attribute_exists(eventPending)",
+            )
+
+    def request_terminate(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
+        """An operator's drain: the runner's next heartbeat answers terminate: true. Records who, when and why."""
+        values: dict[str, AttributeValueTypeDef] = {
+            ":terminating": {"S": Status.TERMINATING.value},
+            ":now": _n(now),
+            ":by": {"S": by},
+        }
+        assignments = "#status = :terminating, terminateRequestedAt = :now, terminateRequestedBy = :by"
+        if reason:
+            assignments += ", terminateReason = :reason"
+            values[":reason"] = {"S": reason}
+        return self._operator_update(taskrunner_id, "SET " + assignments, values)
+
+    def reset(self, taskrunner_id: str) -> Runner:
+        """Clear a stale or terminate flag, for a runner an operator has repaired."""
+        return self._operator_update(
+            taskrunner_id,
+            "SET #status = :active REMOVE staleAt, eventPending, terminateRequestedAt, terminateRequestedBy, "
+            "terminateReason",
+            {":active": {"S": Status.ACTIVE.value}},
+        )
+
+    def forget(self, taskrunner_id: str) -> None:
+        """Delete the runner's record."""
+        try:
+            self._request(
+                "delete_item",
+                TableName=self.table_name,
+                Key={"taskrunnerId": {"S": taskrunner_id}},
+                ConditionExpression="attribute_exists(taskrunnerId)",
+            )
+        except _ConditionFailed:
+            raise UnknownRunner(taskrunner_id) from None
+
+    def _operator_update(self, taskrunner_id: str, expression: str, values: dict[str, AttributeValueTypeDef]) -> Runner:
+        try:
+            response = self._request(
+                "update_item",
+                TableName=self.table_name,
+                Key={"taskrunnerId": {"S": taskrunner_id}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(taskrunnerId)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except _ConditionFailed:
+            raise UnknownRunner(taskrunner_id) from None
+        return _runner(response["Attributes"])
 
     def load_sweep_state(self) -> SweepState | None:
         """The sweeper's state after its last completed run, if any."""
@@ -273,4 +363,13 @@ def _runner(item: dict[str, Any]) -> Runner:
         expires_at=int(float(item[TTL_ATTRIBUTE]["N"])),
         hostname=item.get("hostname", {}).get("S"),
         worker_group=item.get("workerGroup", {}).get("S"),
+        stale_at=_optional_number(item, "staleAt"),
+        event_pending="eventPending" in item,
+        terminate_requested_at=_optional_number(item, "terminateRequestedAt"),
+        terminate_requested_by=item.get("terminateRequestedBy", {}).get("S"),
+        terminate_reason=item.get("terminateReason", {}).get("S"),
     )
+
+
+def _optional_number(item: dict[str, Any], name: str) -> float | None:
+    return float(item[name]["N"]) if name in item else None

@@ -196,7 +196,7 @@ def test_first_sweep_ever_flags_nobody(store: RunnerStore, config: Config, clock
 
 def test_sweeper_state_item_is_invisible_to_the_scan(store: RunnerStore, config: Config, clock: FakeClock) -> None:
     sweep(store, config, clock.now)
-    assert list(store.active_runners(clock.now)) == []
+    assert list(store.sweep_candidates(clock.now)) == []
 
 
 def test_lambda_handler_reports_and_counts_metrics(
