@@ -26,9 +26,10 @@ help:
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
 	@echo "make diff    CONTEXT='...'  show what a deploy would change"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 # Re-pin every transitive dependency from a fresh resolve of the requirements files.

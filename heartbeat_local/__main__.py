@@ -33,6 +33,11 @@ def main() -> int:
         f"Try: aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 --endpoint-url {endpoint.url}",
         flush=True,
     )
+    print(
+        f"     .venv/bin/heartbeat-ops runners list --endpoint-url {endpoint.dynamodb_endpoint} "
+        f"--table {settings.table_name}",
+        flush=True,
+    )
     stopping.wait()
     print("Stopping: finishing in-flight requests", file=sys.stderr, flush=True)
     endpoint.stop()

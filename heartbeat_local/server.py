@@ -208,6 +208,8 @@ class LocalEndpoint:
         if self.dynamodb_endpoint is None:
             self._start_embedded_store()
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = str(self.dynamodb_endpoint)
+        if self._moto is not None:  # the embedded moto serves the sweeper's stale events too
+            os.environ["AWS_ENDPOINT_URL_EVENTS"] = str(self.dynamodb_endpoint)
         os.environ["TABLE_NAME"] = self.settings.table_name
         # Metrics are CloudWatch EMF lines on stdout; locally they only bury the logs.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

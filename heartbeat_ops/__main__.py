@@ -1,0 +1,261 @@
+"""``python -m heartbeat_ops`` (or ``heartbeat-ops``): operate on the runners table.
+
+Against the deployed stack: ``--stack NAME`` (the table name from its outputs) or ``--table``,
+with the usual AWS credential chain. Against ``make serve``: ``--endpoint-url`` with the
+embedded DynamoDB URL it prints (events go to the same endpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import itertools
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from heartbeat.config import Config, ConfigError
+from heartbeat.events import StaleEventPublisher, iso
+from heartbeat.runners import Status
+from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
+from heartbeat.sweeper import sweep
+from heartbeat_ops import view
+
+
+class OperatorError(Exception):
+    """A one-line message for the operator; exit status 1."""
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("where the runners are")
+    where.add_argument("--table", help="the runners table (default: from --stack, or TABLE_NAME)")
+    where.add_argument("--stack", help="a deployed stack whose TableName output names the table")
+    where.add_argument("--endpoint-url", help="a DynamoDB endpoint, e.g. the one `make serve` prints")
+    where.add_argument("--region", help="the AWS region (default: the usual AWS configuration)")
+
+    top = argparse.ArgumentParser(prog="heartbeat-ops", description=__doc__.splitlines()[0])
+    groups = top.add_subparsers(dest="group", required=True)
+    runners = groups.add_parser("runners", help="the task runners")
+    commands = runners.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", parents=[common], help="list runners (streamed, paginated)")
+    listing.add_argument("--status", choices=[s.value for s in Status])
+    listing.add_argument("--worker-group")
+    listing.add_argument("--json", action="store_true", help="a JSON array, every field")
+    show = commands.add_parser("show", parents=[common], help="one runner, every field")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    terminate = commands.add_parser(
+        "terminate", parents=[common], help="tell the runner to stop at its next heartbeat (a graceful drain)"
+    )
+    terminate.add_argument("id")
+    terminate.add_argument("--reason")
+    reset = commands.add_parser("reset", parents=[common], help="clear a stale or terminate flag")
+    reset.add_argument("id")
+    forget = commands.add_parser("forget", parents=[common], help="delete the runner's record")
+    forget.add_argument("id")
+    summary = commands.add_parser("summary", parents=[common], help="counts by status and worker group")
+    summary.add_argument("--json", action="store_true")
+    sweep_now = commands.add_parser("sweep", parents=[common], help="run the sweeper now; print what it flagged")
+    sweep_now.add_argument(
+        "--override-guard",
+        action="store_true",
+        help="flag past a tripped mass-staleness guard (only once you have confirmed the runners are gone)",
+    )
+    return top
+
+
+class Operator:
+    """The commands, over one store and the thresholds the sweeper uses."""
+
+    def __init__(self, args: argparse.Namespace, clock: Callable[[], float], out: TextIO) -> None:
+        self.args = args
+        self.clock = clock
+        self.out = out
+        self.session = boto3.session.Session(region_name=args.region)
+        self.table = self._table_name()
+        env = {**os.environ, "TABLE_NAME": self.table}
+        try:
+            self.config = Config.from_env(env)
+        except ConfigError as error:
+            raise OperatorError(str(error)) from None
+        self.store = RunnerStore(self.table, client=self._client("dynamodb"))
+        self.thresholds = (self.config.stale_after_seconds, dict(self.config.stale_after_by_worker_group))
+
+    def _client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.args.endpoint_url, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+    def _table_name(self) -> str:
+        if self.args.table:
+            return str(self.args.table)
+        if self.args.stack:
+            try:
+                stacks = self._client("cloudformation").describe_stacks(StackName=self.args.stack)["Stacks"]
+            except ClientError as error:
+                raise OperatorError(f"Stack {self.args.stack!r}: {error.response['Error']['Message']}") from None
+            for output in stacks[0].get("Outputs", []):
+                if output["OutputKey"] == "TableName":
+                    return str(output["OutputValue"])
+            raise OperatorError(f"Stack {self.args.stack!r} has no TableName output")
+        if os.environ.get("TABLE_NAME"):
+            return os.environ["TABLE_NAME"]
+        raise OperatorError("Say which table: --table NAME, --stack NAME, or TABLE_NAME")
+
+    def write(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+    def list(self) -> None:
+        now = self.clock()
+        matching = (
+            r
+            for r in self.store.runners()
+            if (self.args.status is None or r.status == self.args.status)
+            and (self.args.worker_group is None or r.worker_group == self.args.worker_group)
+        )
+        first = next(matching, None)  # fail (missing table, credentials) before printing anything
+        runners = itertools.chain([first] if first else [], matching)
+        if self.args.json:
+            self.write("[")
+            for index, runner in enumerate(runners):
+                prefix = "," if index else ""
+                self.write(prefix + json.dumps(view.as_json(runner, now, *self.thresholds)))
+            self.write("]")
+            return
+        for line in view.table(view.row(r, now, *self.thresholds) for r in runners):
+            self.write(line)
+
+    def _get(self) -> Any:
+        runner = self.store.get_runner(self.args.id)
+        if runner is None:
+            raise UnknownRunner(self.args.id)
+        return runner
+
+    def show(self) -> None:
+        runner = self._get()
+        if self.args.json:
+            self.write(json.dumps(view.as_json(runner, self.clock(), *self.thresholds), indent=2))
+            return
+        for line in view.details(runner, self.clock(), *self.thresholds):
+            self.write(line)
+
+    def terminate(self) -> None:
+        by = self._who()
+        self.store.request_terminate(self.args.id, by=by, reason=self.args.reason, now=self.clock())
+        reason = f": {self.args.reason}" if self.args.reason else ""
+        self.write(f"Runner {self.args.id} will be told to terminate at its next heartbeat (requested by {by}{reason})")
+
+    def reset(self) -> None:
+        self.store.reset(self.args.id)
+        self.write(f"Runner {self.args.id} is active again: its next heartbeat answers terminate: false")
+
+    def forget(self) -> None:
+        self.store.forget(self.args.id)
+        self.write(f"Forgot runner {self.args.id}")
+
+    def summary(self) -> None:
+        now = self.clock()
+        by_status: Counter[str] = Counter()
+        by_group: dict[str, Counter[str]] = {}
+        oldest: tuple[float, str] | None = None
+        for runner in self.store.runners():
+            by_status[runner.status] += 1
+            by_group.setdefault(runner.worker_group if runner.worker_group is not None else "-", Counter())[
+                runner.status
+            ] += 1
+            if runner.status == Status.ACTIVE.value and (oldest is None or runner.last_seen < oldest[0]):
+                oldest = (runner.last_seen, runner.taskrunner_id)
+        statuses = [s.value for s in Status]
+        if self.args.json:
+            self.write(json.dumps({
+                "runners": sum(by_status.values()),
+                "byStatus": {s: by_status[s] for s in statuses},
+                "byWorkerGroup": {g: {s: c[s] for s in statuses} for g, c in sorted(by_group.items())},
+                "oldestActive": None if oldest is None else {"taskrunnerId": oldest[1], "lastSeen": iso(oldest[0])},
+            }, indent=2))  # fmt: skip
+            return
+        counts = ", ".join(f"{s} {by_status[s]}" for s in statuses)
+        self.write(f"Runners: {sum(by_status.values())} ({counts})")
+        if by_group:
+            width = max(len("WORKER GROUP"), *(len(g) for g in by_group))
+            self.write("WORKER GROUP".ljust(width) + "".join(f"  {s.upper():>11}" for s in statuses))
+            for group, counter in sorted(by_group.items()):
+                self.write(group.ljust(width) + "".join(f"  {counter[s]:>11}" for s in statuses))
+        if oldest is None:
+            self.write("Oldest last seen among active runners: none active")
+        else:
+            self.write(f"Oldest last seen among active runners: {oldest[1]}, {view.age(now - oldest[0])}")
+
+    def sweep(self) -> None:
+        events = StaleEventPublisher(self.config.event_bus_name, client=self._client("events"))
+        report = sweep(self.store, self.config, self.clock(), events, override_guard=self.args.override_guard)
+        self.write(
+            f"Examined {report.examined} active runners: {report.stale} stale, {report.flagged} flagged; "
+            f"{report.events_published} stale events published, {report.events_owed} still owed"
+        )
+        if report.guard_tripped or report.guarded_groups:
+            scope = "fleet-wide" if report.guard_tripped else "in " + ", ".join(report.guarded_groups)
+            if self.args.override_guard:
+                self.write(f"Mass-staleness guard tripped {scope}: overridden, the stale runners were flagged")
+            else:
+                self.write(
+                    f"Mass-staleness guard tripped {scope}: flags held back. "
+                    "If those runners really are gone, run again with --override-guard"
+                )
+
+    def _who(self) -> str:
+        try:
+            return str(self._client("sts").get_caller_identity()["Arn"])
+        except (ClientError, BotoCoreError):
+            return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    clock: Callable[[], float] = time.time,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    args = parser().parse_args(argv)
+    table = getattr(args, "table", None)
+    try:
+        operator = Operator(args, clock, out)
+        table = operator.table
+        getattr(operator, args.command)()
+    except OperatorError as error:
+        err.write(f"error: {error}\n")
+        return 1
+    except UnknownRunner as error:
+        err.write(f"error: no runner {error.args[0]!r} in table {table!r}\n")
+        return 1
+    except (NoCredentialsError, NoRegionError) as error:
+        err.write(f"error: {_credentials_message(error)}\n")
+        return 1
+    except StoreError as error:
+        cause = error.__cause__
+        if isinstance(cause, (NoCredentialsError, NoRegionError)):
+            err.write(f"error: {_credentials_message(cause)}\n")
+        elif "ResourceNotFoundException" in str(error):
+            err.write(f"error: table {table!r} not found (check --table, --stack and --region)\n")
+        else:
+            err.write(f"error: DynamoDB failed: {error}\n")
+        return 1
+    return 0
+
+
+def _credentials_message(error: Exception) -> str:
+    if isinstance(error, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION"
+    return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""How runners are shown: ages, a plain table, every field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from heartbeat.events import iso
+from heartbeat.runners import Runner, Status, is_stale, stale_after_for
+
+COLUMNS = (("ID", 36), ("WORKER GROUP", 18), ("HOSTNAME", 30), ("LAST SEEN", 10), ("STATUS", 11), ("BEATS", 7))
+
+
+def age(seconds: float) -> str:
+    """'42s ago', '3m ago', '5h ago', '2d ago'."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def shown_status(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> str:
+    """The stored status; an active runner already silent past its threshold shows as 'overdue'."""
+    threshold = stale_after_for(runner.worker_group, default_threshold, by_group)
+    if runner.status == Status.ACTIVE.value and is_stale(runner.last_seen, now, threshold, watching_since=0):
+        return "overdue"
+    return runner.status
+
+
+def _cell(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def table(rows: Iterable[tuple[str, ...]]) -> Iterator[str]:
+    """Fixed-width lines, header first, streamed row by row."""
+    yield "  ".join(title.ljust(width) for title, width in COLUMNS).rstrip()
+    for row in rows:
+        yield "  ".join(
+            _cell(value, width).ljust(width) for value, (_, width) in zip(row, COLUMNS, strict=True)
+        ).rstrip()
+
+
+def row(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> tuple[str, ...]:
+    return (
+        runner.taskrunner_id,
+        runner.worker_group if runner.worker_group is not None else "-",
+        runner.hostname or "-",
+        age(now - runner.last_seen),
+        shown_status(runner, now, default_threshold, by_group),
+        str(runner.heartbeat_count),
+    )
+
+
+def as_json(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> dict[str, Any]:
+    """Every field, times in ISO 8601 UTC."""
+    document: dict[str, Any] = {
+        "taskrunnerId": runner.taskrunner_id,
+        "workerGroup": runner.worker_group,
+        "hostname": runner.hostname,
+        "status": runner.status,
+        "shownStatus": shown_status(runner, now, default_threshold, by_group),
+        "firstSeen": iso(runner.first_seen),
+        "lastSeen": iso(runner.last_seen),
+        "heartbeatCount": runner.heartbeat_count,
+        "expiresAt": iso(runner.expires_at),
+        "staleAfterSeconds": stale_after_for(runner.worker_group, default_threshold, by_group),
+    }
+    if runner.stale_at is not None:
+        document["staleAt"] = iso(runner.stale_at)
+        document["staleEventPending"] = runner.event_pending
+    if runner.terminate_requested_at is not None:
+        document["terminateRequestedAt"] = iso(runner.terminate_requested_at)
+        document["terminateRequestedBy"] = runner.terminate_requested_by
+        document["terminateReason"] = runner.terminate_reason
+    return document
+
+
+def details(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> Iterator[str]:
+    """Every field, one per line, with ages beside the times."""
+    document = as_json(runner, now, default_threshold, by_group)
+    times = {
+        "firstSeen": runner.first_seen,
+        "lastSeen": runner.last_seen,
+        "staleAt": runner.stale_at,
+        "terminateRequestedAt": runner.terminate_requested_at,
+    }
+    width = max(len(key) for key in document)
+    for key, value in document.items():
+        text = "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        moment = times.get(key)
+        if moment is not None:
+            text += f" ({age(now - moment)})"
+        yield f"{key.ljust(width)}  {text}"

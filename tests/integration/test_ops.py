@@ -1,0 +1,195 @@
+"""The operator CLI (heartbeat_ops): each command's output and exit status, on moto."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from heartbeat.model import HeartbeatRequest
+from heartbeat.store import RunnerStore, SweepState
+from heartbeat_local.server import create_table
+from heartbeat_ops.__main__ import main
+
+NOW = 1_795_521_600.0  # 2026-11-24T12:00:00Z
+TABLE = "ops"
+RETENTION = 7 * 24 * 3600
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunnerStore]:
+    """A fleet: two live runners, one silent past the threshold, one flagged stale."""
+    for name in ("STALE_AFTER_SECONDS", "RETENTION_SECONDS", "STALE_AFTER_BY_WORKER_GROUP", "TABLE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE)
+        runners = RunnerStore(TABLE, client=client)
+        beats = [
+            ("runner-a", "etl", "host-a.internal", NOW - 180),
+            ("runner-b", "etl", "host-b.internal", NOW - 40),
+            ("runner-c", "reports", "host-c.internal", NOW - 3000),  # overdue: silent past 2700 s, not yet flagged
+            ("runner-d", "reports", "host-d.internal", NOW - 8000),
+        ]
+        for runner_id, group, host, when in beats:
+            runners.record_heartbeat(HeartbeatRequest(runner_id, group, host), when - 86_400, RETENTION)
+            runners.record_heartbeat(HeartbeatRequest(runner_id, group, host), when, RETENTION)
+        runners.flag_stale("runner-d", last_seen_before=NOW - 2700, now=NOW - 5000)
+        yield runners
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main([*argv, "--table", TABLE, "--region", "us-east-1"], clock=lambda: NOW, out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_list_prints_a_readable_table(store: RunnerStore) -> None:
+    status, out, err = run("runners", "list")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == (
+        "ID                                    WORKER GROUP        HOSTNAME                        LAST SEEN   "
+        "STATUS       BEATS"
+    )
+    assert sorted(lines[1:]) == [
+        "runner-a                              etl                 host-a.internal                 3m ago      active       2",
+        "runner-b                              etl                 host-b.internal                 40s ago     active       2",
+        "runner-c                              reports             host-c.internal                 50m ago     overdue      2",
+        "runner-d                              reports             host-d.internal                 2h ago      stale        2",
+    ]  # fmt: skip
+
+
+def test_list_filters_by_status_and_worker_group(store: RunnerStore) -> None:
+    _, out, _ = run("runners", "list", "--status", "stale")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["runner-d"]
+    _, out, _ = run("runners", "list", "--worker-group", "etl")
+    assert sorted(line.split()[0] for line in out.splitlines()[1:]) == ["runner-a", "runner-b"]
+
+
+def test_list_json_is_an_array_of_every_field(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "list", "--json", "--status", "stale")
+    assert status == 0
+    [runner] = json.loads(out)
+    assert runner == {
+        "taskrunnerId": "runner-d", "workerGroup": "reports", "hostname": "host-d.internal",
+        "status": "stale", "shownStatus": "stale",
+        "firstSeen": "2026-11-23T09:46:40.000Z", "lastSeen": "2026-11-24T09:46:40.000Z",
+        "heartbeatCount": 2, "expiresAt": "2026-12-01T09:46:40.000Z", "staleAfterSeconds": 2700,
+        "staleAt": "2026-11-24T10:36:40.000Z", "staleEventPending": True,
+    }  # fmt: skip
+
+
+def test_show_prints_every_field_with_ages(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "show", "runner-c")
+    assert status == 0
+    assert out.splitlines() == [
+        "taskrunnerId       runner-c",
+        "workerGroup        reports",
+        "hostname           host-c.internal",
+        "status             active",
+        "shownStatus        overdue",
+        "firstSeen          2026-11-23T11:10:00.000Z (1d ago)",
+        "lastSeen           2026-11-24T11:10:00.000Z (50m ago)",
+        "heartbeatCount     2",
+        "expiresAt          2026-12-01T11:10:00.000Z",
+        "staleAfterSeconds  2700",
+    ]
+
+
+def test_terminate_records_who_when_why_and_the_next_heartbeat_is_told_to_stop(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "terminate", "runner-a", "--reason", "host being retired")
+    assert status == 0
+    assert out.startswith("Runner runner-a will be told to terminate at its next heartbeat (requested by ")
+    assert out.rstrip().endswith(": host being retired)")
+    runner = store.get_runner("runner-a")
+    assert runner is not None
+    assert (runner.status, runner.terminate_requested_at, runner.terminate_reason) == (
+        "terminating", NOW, "host being retired",
+    )  # fmt: skip
+    assert runner.terminate_requested_by
+    answer = store.record_heartbeat(HeartbeatRequest("runner-a"), NOW + 60, RETENTION)
+    assert answer.status == "terminating"
+
+
+def test_reset_clears_the_flag(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "reset", "runner-d")
+    assert (status, out) == (0, "Runner runner-d is active again: its next heartbeat answers terminate: false\n")
+    runner = store.get_runner("runner-d")
+    assert runner is not None
+    assert (runner.status, runner.stale_at, runner.event_pending) == ("active", None, False)
+
+
+def test_forget_deletes_the_record(store: RunnerStore) -> None:
+    assert run("runners", "forget", "runner-b") == (0, "Forgot runner runner-b\n", "")
+    assert store.get_runner("runner-b") is None
+
+
+@pytest.mark.parametrize("command", ["show", "terminate", "reset", "forget"])
+def test_unknown_runner_exits_1_with_one_line(store: RunnerStore, command: str) -> None:
+    assert run("runners", command, "nobody") == (1, "", f"error: no runner 'nobody' in table '{TABLE}'\n")
+
+
+def test_summary_counts_by_status_and_group_and_names_the_oldest_active(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "summary")
+    assert status == 0
+    assert out.splitlines() == [
+        "Runners: 4 (active 3, stale 1, terminating 0)",
+        "WORKER GROUP       ACTIVE        STALE  TERMINATING",
+        "etl                     2            0            0",
+        "reports                 1            1            0",
+        "Oldest last seen among active runners: runner-c, 50m ago",
+    ]
+
+
+def test_sweep_flags_the_overdue_runner_and_reports(store: RunnerStore) -> None:
+    store.save_sweep_state(SweepState(last_sweep_at=NOW - 300, watching_since=NOW - 86_400))  # running for a day
+    status, out, _ = run("runners", "sweep")
+    assert status == 0
+    # runner-c newly flagged; runner-d's event was still owed from its flag: both published
+    assert out == "Examined 3 active runners: 1 stale, 1 flagged; 2 stale events published, 0 still owed\n"
+    assert store.get_runner("runner-c").status == "stale"  # type: ignore[union-attr]
+
+
+def test_sweep_override_guard_flags_past_a_tripped_guard(store: RunnerStore) -> None:
+    for i in range(10):
+        store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 4000, RETENTION)
+    store.save_sweep_state(SweepState(last_sweep_at=NOW - 300, watching_since=NOW - 86_400))
+    status, out, _ = run("runners", "sweep")
+    assert "Mass-staleness guard tripped fleet-wide: flags held back." in out
+    assert store.get_runner("gone-0").status == "active"  # type: ignore[union-attr]
+    status, out, _ = run("runners", "sweep", "--override-guard")
+    assert status == 0
+    assert "overridden, the stale runners were flagged" in out
+    assert store.get_runner("gone-0").status == "stale"  # type: ignore[union-attr]
+
+
+def test_missing_table_exits_1_with_one_line(store: RunnerStore) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["runners", "list", "--table", "nope", "--region", "us-east-1"], out=out, err=err)
+    assert (status, out.getvalue()) == (1, "")
+    assert err.getvalue() == "error: table 'nope' not found (check --table, --stack and --region)\n"
+
+
+def test_no_credentials_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["runners", "list", "--table", TABLE, "--region", "us-east-1"], out=out, err=err)
+    assert status == 1
+    assert err.getvalue().startswith("error: no AWS credentials found")
+
+
+def test_no_table_given_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TABLE_NAME", raising=False)
+    err = io.StringIO()
+    assert main(["runners", "list"], out=io.StringIO(), err=err) == 1
+    assert err.getvalue() == "error: Say which table: --table NAME, --stack NAME, or TABLE_NAME\n"
