@@ -112,6 +112,16 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
+            "StaleEventsOwed": cw.Alarm(
+                self,
+                "StaleEventsOwed",
+                alarm_description="Stale events could not be published for three sweeps running (EventBridge)",
+                metric=service_metric("StaleEventsOwed", five, "Minimum"),
+                threshold=1,
+                evaluation_periods=3,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
             "TableThrottles": cw.Alarm(
                 self,
                 "TableThrottles",

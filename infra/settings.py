@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 _VPC_ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+_EVENT_BUS_NAME = re.compile(r"^[A-Za-z0-9._\-/]{1,256}$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 # CloudWatch Logs' allowed retention periods, in days, in the order of logs.RetentionDays.
@@ -54,6 +56,8 @@ class DeploySettings:
     retain_data: bool = True
     powertools_layer_arn: str | None = None
     sdk_tracing: bool = False
+    event_bus_name: str = "default"
+    stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_private(self) -> bool:
@@ -109,6 +113,8 @@ class DeploySettings:
             retain_data=_bool(get, "retainData", True),
             powertools_layer_arn=_text(get("powertoolsLayerArn")),
             sdk_tracing=_bool(get, "sdkTracing", False),
+            event_bus_name=_text(get("eventBusName")) or "default",
+            stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
         )
         settings._check()
         return settings
@@ -124,6 +130,14 @@ class DeploySettings:
                 f"sweepIntervalMinutes ({self.sweep_interval_minutes}) must be shorter than staleAfterMinutes "
                 f"({self.stale_after_minutes}), or every sweep would start a new grace period"
             )
+        for group, minutes in self.stale_after_minutes_by_worker_group:
+            if not self.sweep_interval_minutes < minutes < self.retention_days * 24 * 60:
+                raise SettingsError(
+                    f"staleAfterMinutesByWorkerGroup: {group!r} must be longer than sweepIntervalMinutes "
+                    f"({self.sweep_interval_minutes}) and shorter than retentionDays, got {minutes}"
+                )
+        if not _EVENT_BUS_NAME.match(self.event_bus_name):
+            raise SettingsError(f"eventBusName: {self.event_bus_name!r} is not an event bus name")
         if self.throttle_burst < 1 or self.throttle_rate < 1:
             raise SettingsError("throttleRate and throttleBurst must be positive whole numbers")
         if self.log_retention_days not in _RETENTION_DAYS:
@@ -193,3 +207,22 @@ def _bool(get: Callable[[str], Any], name: str, default: bool) -> bool:
     if str(raw).lower() in ("false", "0", "no"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _group_minutes(value: Any) -> tuple[tuple[str, int], ...]:
+    """workerGroup -> minutes, from a JSON object (cdk.json) or a JSON string (-c on the command line)."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise SettingsError("staleAfterMinutesByWorkerGroup must be a JSON object, e.g. '{\"fast-etl\": 10}'")
+    groups = []
+    for group, minutes in value.items():
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            raise SettingsError(f"staleAfterMinutesByWorkerGroup: {group!r} must be a whole number of minutes")
+        groups.append((str(group), minutes))
+    return tuple(sorted(groups))

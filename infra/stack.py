@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
@@ -39,7 +40,12 @@ class HeartbeatStack(Stack):
             # Lambda's active tracing records every invocation regardless. The X-Ray SDK's
             # subsegments (each DynamoDB call) cost about 200 ms of cold start: opt in with sdkTracing.
             "POWERTOOLS_TRACE_DISABLED": "false" if settings.sdk_tracing else "true",
+            "EVENT_BUS_NAME": settings.event_bus_name,
         }
+        if settings.stale_after_minutes_by_worker_group:
+            environment["STALE_AFTER_BY_WORKER_GROUP"] = json.dumps(
+                {group: minutes * 60 for group, minutes in settings.stale_after_minutes_by_worker_group}
+            )
         # 256 MB: a heartbeat is one small DynamoDB write, and on arm64 this size keeps the cold
         # start (Powertools + boto3 import) short. 10 s bounds the store client's own timeouts
         # and retries (3 attempts of at most 1 s connect + 1 s read, with back-off).
@@ -54,6 +60,11 @@ class HeartbeatStack(Stack):
             description="Flags task runners that went silent", memory_size=512, timeout=Duration.minutes(5),
             environment=environment, layer=layer, log_retention=settings.log_retention,
         )  # fmt: skip
+        # The sweeper publishes one stale event per flagged runner, to this bus only.
+        self.event_bus_arn = self.format_arn(
+            service="events", resource="event-bus", resource_name=settings.event_bus_name
+        )
+        sweeper.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.event_bus_arn]))
         for function, actions in ((handler, HANDLER_TABLE_ACTIONS), (sweeper, SWEEPER_TABLE_ACTIONS)):
             function.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
             if storage.key is not None:

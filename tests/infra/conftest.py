@@ -27,6 +27,8 @@ REGIONAL = {
     "throttleRate": "25",
     "throttleBurst": "40",
     "retainData": "false",
+    "eventBusName": "ops-bus",
+    "staleAfterMinutesByWorkerGroup": '{"fast-etl": 10}',
 }
 
 

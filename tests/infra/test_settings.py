@@ -71,6 +71,10 @@ def test_lists_come_as_json_lists_too() -> None:
         ({"alarmTopicArn": "ops-alarms"}, "is not an SNS topic ARN"),
         ({"retainData": "maybe"}, "retainData must be true or false"),
         ({"throttleRate": "-1"}, "throttleRate must be between"),
+        ({"staleAfterMinutesByWorkerGroup": "fast=10"}, "staleAfterMinutesByWorkerGroup must be a JSON object"),
+        ({"staleAfterMinutesByWorkerGroup": '{"fast": "10"}'}, "must be a whole number of minutes"),
+        ({"staleAfterMinutesByWorkerGroup": '{"fast": 3}'}, "must be longer than sweepIntervalMinutes"),
+        ({"eventBusName": "bad bus!"}, "is not an event bus name"),
     ],
 )  # fmt: skip
 def test_bad_value_fails_with_a_clear_message(context: dict[str, str], named: str) -> None:

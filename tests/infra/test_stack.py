@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
@@ -122,6 +123,31 @@ def test_sweeper_may_only_do_what_its_code_calls(private: Synth) -> None:
             assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
 
 
+def test_only_the_sweeper_may_publish_events_and_only_to_its_bus(private: Synth, regional: Synth) -> None:
+    _, handler = function(private.template, "heartbeat.handler.lambda_handler")
+    assert actions_on(role_statements(private.template, handler["Properties"]), "events:") == set()
+    for synth, bus in ((private, "default"), (regional, "ops-bus")):
+        _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
+        [statement] = [
+            st
+            for st in role_statements(synth.template, sweeper["Properties"])
+            if "events:PutEvents" in str(st["Action"])
+        ]
+        assert statement["Action"] == "events:PutEvents"
+        assert statement["Resource"] == {
+            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":events:", {"Ref": "AWS::Region"}, ":",
+                              {"Ref": "AWS::AccountId"}, f":event-bus/{bus}"]]
+        }  # fmt: skip
+        assert sweeper["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == bus
+
+
+def test_worker_group_thresholds_reach_both_functions_in_seconds(regional: Synth) -> None:
+    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+        _, props = function(regional.template, handler)
+        env = props["Properties"]["Environment"]["Variables"]
+        assert json.loads(env["STALE_AFTER_BY_WORKER_GROUP"]) == {"fast-etl": 600}
+
+
 def test_no_managed_policies_on_the_function_roles(private: Synth) -> None:
     for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
         _, props = function(private.template, handler)
@@ -226,7 +252,8 @@ def test_alarms_cover_the_failure_modes_and_notify_the_topic(private: Synth) -> 
     by_metric = {a["Properties"].get("MetricName", "math"): a["Properties"] for a in alarms.values()}
     assert {"5XXError", "SweepsCompleted", "SweepGuardTripped", "ApproximateNumberOfMessagesVisible", "Errors",
             "Throttles", "math"} <= set(by_metric)  # fmt: skip
-    assert len(alarms) == 9  # the five above, and errors + throttles for each function
+    assert "StaleEventsOwed" in by_metric
+    assert len(alarms) == 10  # the six above, and errors + throttles for each function
     assert by_metric["SweepsCompleted"]["TreatMissingData"] == "breaching"
     topic_id = next(iter(private.template.find_resources("AWS::SNS::Topic")))
     for alarm in alarms.values():

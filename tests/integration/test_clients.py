@@ -251,3 +251,30 @@ def test_silent_runner_is_told_to_terminate_while_a_live_one_is_not(tmp_path: Pa
         assert client.report_task_runner_heartbeat(taskrunnerId="silent")["terminate"] is True  # sticky
         assert not any(live_answers)
         assert client.report_task_runner_heartbeat(taskrunnerId="live")["terminate"] is False
+
+
+# The drain story through make serve and the operator CLI
+
+
+def heartbeat_ops(endpoint: LocalProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **FAKE_AWS}
+    return subprocess.run(
+        [sys.executable, "-m", "heartbeat_ops", "runners", *args, "--endpoint-url", endpoint.dynamodb_url,
+         "--table", endpoint.table],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_drain_terminate_then_reset_through_the_cli(endpoint: LocalProcess) -> None:
+    client = datapipeline(endpoint.url)
+    assert client.report_task_runner_heartbeat(taskrunnerId="drain-1", workerGroup="wg")["terminate"] is False
+    terminated = heartbeat_ops(endpoint, "terminate", "drain-1", "--reason", "patching the host")
+    assert terminated.returncode == 0, terminated.stderr
+    assert client.report_task_runner_heartbeat(taskrunnerId="drain-1", workerGroup="wg")["terminate"] is True
+    shown = heartbeat_ops(endpoint, "show", "drain-1")
+    assert "status                terminating" in shown.stdout
+    assert "terminateReason       patching the host" in shown.stdout
+    assert heartbeat_ops(endpoint, "reset", "drain-1").returncode == 0
+    assert client.report_task_runner_heartbeat(taskrunnerId="drain-1", workerGroup="wg")["terminate"] is False
+    missing = heartbeat_ops(endpoint, "terminate", "nobody")
+    assert (missing.returncode, missing.stderr) == (1, f"error: no runner 'nobody' in table '{endpoint.table}'\n")
