@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
+from heartbeat.observability import logger
 from heartbeat.runners import Status
 from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
 from heartbeat.sweeper import sweep
@@ -123,12 +124,13 @@ class Operator:
         )
         first = next(matching, None)  # fail (missing table, credentials) before printing anything
         runners = itertools.chain([first] if first else [], matching)
-        if self.args.json:
-            self.write("[")
+        if self.args.json:  # a JSON array, streamed one runner at a time
+            self.out.write("[")
             for index, runner in enumerate(runners):
-                prefix = "," if index else ""
-                self.write(prefix + json.dumps(view.as_json(runner, now, *self.thresholds)))
-            self.write("]")
+                self.out.write(
+                    ("," if index else "") + "\n  " + json.dumps(view.as_json(runner, now, *self.thresholds))
+                )
+            self.write("\n]")
             return
         for line in view.table(view.row(r, now, *self.thresholds) for r in runners):
             self.write(line)
@@ -196,7 +198,13 @@ class Operator:
 
     def sweep(self) -> None:
         events = StaleEventPublisher(self.config.event_bus_name, client=self._client("events"))
-        report = sweep(self.store, self.config, self.clock(), events, override_guard=self.args.override_guard)
+        now = self.clock()
+        report = sweep(self.store, self.config, now, events, override_guard=self.args.override_guard)
+        if report.watching_since == now:
+            self.write(
+                "The sweeper had not run for longer than the threshold: a new watch starts now, "
+                "and every runner gets one full threshold of grace"
+            )
         self.write(
             f"Examined {report.examined} active runners: {report.stale} stale, {report.flagged} flagged; "
             f"{report.events_published} stale events published, {report.events_owed} still owed"
@@ -225,6 +233,15 @@ def main(
     err: TextIO = sys.stderr,
 ) -> int:
     args = parser().parse_args(argv)
+    level = logger.log_level
+    logger.setLevel("CRITICAL")  # the sweeper's JSON log lines are for CloudWatch; this prints its own words
+    try:
+        return _run(args, clock, out, err)
+    finally:
+        logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err: TextIO) -> int:
     table = getattr(args, "table", None)
     try:
         operator = Operator(args, clock, out)

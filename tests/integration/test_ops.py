@@ -75,6 +75,7 @@ def test_list_filters_by_status_and_worker_group(store: RunnerStore) -> None:
 def test_list_json_is_an_array_of_every_field(store: RunnerStore) -> None:
     status, out, _ = run("runners", "list", "--json", "--status", "stale")
     assert status == 0
+    assert out.startswith('[\n  {"taskrunnerId": "runner-d"')
     [runner] = json.loads(out)
     assert runner == {
         "taskrunnerId": "runner-d", "workerGroup": "reports", "hostname": "host-d.internal",
