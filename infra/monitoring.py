@@ -70,6 +70,20 @@ class Monitoring(Construct):
             )
 
         sweep_window = Duration.minutes(max(3 * sweep_interval_minutes, 15))
+
+        def at_least_one(name: str, description: str, metric: cw.IMetric, periods: int = 1) -> cw.Alarm:
+            """Alarm when the metric reaches 1 in each of `periods` periods; no data is no trouble."""
+            return cw.Alarm(
+                self,
+                name,
+                alarm_description=description,
+                metric=metric,
+                threshold=1,
+                evaluation_periods=periods,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+
         self.alarms = {
             "Api5xxRate": cw.Alarm(
                 self,
@@ -92,41 +106,26 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.BREACHING,
             ),
-            "SweepGuardTripped": cw.Alarm(
-                self,
+            "SweepGuardTripped": at_least_one(
                 "SweepGuardTripped",
-                alarm_description="The mass-staleness guard held back every flag: most runners went silent at once",
-                metric=service_metric("SweepGuardTripped", five),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                "The mass-staleness guard held back every flag: most runners went silent at once",
+                service_metric("SweepGuardTripped", five),
             ),
-            "SweeperDeadLetters": cw.Alarm(
-                self,
+            "SweeperDeadLetters": at_least_one(
                 "SweeperDeadLetters",
-                alarm_description="A sweeper run failed or could not be invoked (see the dead-letter queue)",
-                metric=dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                "A sweeper run failed or could not be invoked (see the dead-letter queue)",
+                dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
             ),
-            "StaleEventsOwed": cw.Alarm(
-                self,
+            "StaleEventsOwed": at_least_one(
                 "StaleEventsOwed",
-                alarm_description="Stale events could not be published for three sweeps running (EventBridge)",
-                metric=service_metric("StaleEventsOwed", five, "Minimum"),
-                threshold=1,
-                evaluation_periods=3,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                "Stale events could not be published for three sweeps running (EventBridge)",
+                service_metric("StaleEventsOwed", five, "Minimum"),
+                periods=3,
             ),
-            "TableThrottles": cw.Alarm(
-                self,
+            "TableThrottles": at_least_one(
                 "TableThrottles",
-                alarm_description="DynamoDB throttled requests to the runners table",
-                metric=cw.MathExpression(
+                "DynamoDB throttled requests to the runners table",
+                cw.MathExpression(
                     expression="reads + writes",
                     using_metrics={
                         "reads": table.metric("ReadThrottleEvents", period=five, statistic="Sum"),
@@ -134,30 +133,14 @@ class Monitoring(Construct):
                     },
                     period=five,
                 ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
         }
         for name, function in (("Handler", handler), ("Sweeper", sweeper)):
-            self.alarms[f"{name}Errors"] = function.metric_errors(period=five).create_alarm(
-                self,
-                f"{name}Errors",
-                alarm_description=f"The {name.lower()} function failed",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            self.alarms[f"{name}Errors"] = at_least_one(
+                f"{name}Errors", f"The {name.lower()} function failed", function.metric_errors(period=five)
             )
-            self.alarms[f"{name}Throttles"] = function.metric_throttles(period=five).create_alarm(
-                self,
-                f"{name}Throttles",
-                alarm_description=f"The {name.lower()} function was throttled",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            self.alarms[f"{name}Throttles"] = at_least_one(
+                f"{name}Throttles", f"The {name.lower()} function was throttled", function.metric_throttles(period=five)
             )
         action = cw_actions.SnsAction(self.topic)
         for alarm in self.alarms.values():
