@@ -28,7 +28,7 @@ from moto import mock_aws
 from bench.capacity import item_size, scan_read_units, write_units
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
-from heartbeat.store import RunnerStore, SweepState
+from heartbeat.store import CLIENT_CONFIG, RunnerStore, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.gateway import LocalLambdaContext, proxy_event
 from heartbeat_local.process import LocalProcess, local_endpoint
@@ -139,8 +139,11 @@ def check_counts(result: dict[str, Any]) -> list[str]:
 
 
 def handler_overhead(iterations: int) -> dict[str, Any]:
-    """lambda_handler on a REST event with DynamoDB answered by Stubber, beside json.loads + one stubbed call."""
-    client = boto3.client("dynamodb", **KEYS)
+    """lambda_handler on a REST event with DynamoDB answered by Stubber, beside json.loads + one stubbed call.
+
+    Both go through one client configured as the deployed store's (CLIENT_CONFIG).
+    """
+    client = boto3.client("dynamodb", config=CLIENT_CONFIG, **KEYS)
     attributes = {
         "taskrunnerId": {"S": BEAT["taskrunnerId"]}, "status": {"S": "active"},
         "firstSeen": {"N": "1795521600.000"}, "lastSeen": {"N": "1795522500.000"},
