@@ -30,7 +30,8 @@ def main() -> int:
     if settings.sweep_interval_seconds > 0:
         print(f"Sweeper: every {settings.sweep_interval_seconds:g}s", flush=True)
     print(
-        f"Try: aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 --endpoint-url {endpoint.url}",
+        "Try: .venv/bin/aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 "
+        f"--endpoint-url {endpoint.url} --region us-east-1 --no-sign-request",
         flush=True,
     )
     print(
