@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.dumps({"__type": code, "message": message}, separators=(",", ":")).encode()
         self.send_response_only(status)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Date", self.date_time_string())
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         self.send_header("x-amzn-ErrorType", code)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")

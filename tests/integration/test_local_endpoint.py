@@ -61,3 +61,22 @@ def test_sigterm_stops_the_endpoint_cleanly(tmp_path: Path) -> None:
         process = running.process
     assert process.returncode == 0
     assert "Stopping: finishing in-flight requests" in running.output()
+
+
+def test_body_over_the_gateway_limit_is_refused_by_the_gateway_in_awsjson(tmp_path: Path) -> None:
+    with local_endpoint(tmp_path) as running:
+        parts = urlsplit(running.url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.putrequest("POST", "/")
+        connection.putheader("X-Amz-Target", "DataPipeline.ReportTaskRunnerHeartbeat")
+        connection.putheader("Content-Length", str(11 * 1024 * 1024))  # over API Gateway's 10 MB, never sent
+        connection.endheaders()
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        headers = dict(response.getheaders())
+        connection.close()
+    assert (response.status, body["__type"], headers["x-amzn-ErrorType"]) == (
+        413, "RequestEntityTooLargeException", "RequestEntityTooLargeException",
+    )  # fmt: skip
+    assert headers["Date"]
+    assert headers["x-amzn-RequestId"]
