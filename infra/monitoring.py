@@ -108,7 +108,7 @@ class Monitoring(Construct):
             ),
             "SweepGuardTripped": at_least_one(
                 "SweepGuardTripped",
-                "The mass-staleness guard held back every flag: most runners went silent at once",
+                "The mass-staleness guard held flags back: most of the fleet or of a worker group went silent",
                 service_metric("SweepGuardTripped", five),
             ),
             "SweeperDeadLetters": at_least_one(
