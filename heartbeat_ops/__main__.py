@@ -41,7 +41,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--table", help="the runners table (default: from --stack, or TABLE_NAME)")
     where.add_argument("--stack", help="a deployed stack whose TableName output names the table")
     where.add_argument("--endpoint-url", help="a DynamoDB endpoint, e.g. the one `make serve` prints")
-    where.add_argument("--region", help="the AWS region (default: the usual AWS configuration)")
+    where.add_argument(
+        "--region", help="the AWS region (default: the usual AWS configuration; us-east-1 with --endpoint-url)"
+    )
 
     top = argparse.ArgumentParser(prog="heartbeat-ops", description=__doc__.splitlines()[0])
     groups = top.add_subparsers(dest="group", required=True)
@@ -83,6 +85,14 @@ class Operator:
         self.clock = clock
         self.out = out
         self.session = boto3.session.Session(region_name=args.region)
+        if args.endpoint_url and (self.session.region_name is None or self.session.get_credentials() is None):
+            # A store at an endpoint of your own (make serve's) takes any region and credentials:
+            # stand in for an AWS configuration this machine may not have.
+            self.session = boto3.session.Session(
+                region_name=self.session.region_name or "us-east-1",
+                aws_access_key_id="local",
+                aws_secret_access_key="local",  # noqa: S106 - a placeholder, only sent to --endpoint-url
+            )
         self.table = self._table_name()
         env = {**os.environ, "TABLE_NAME": self.table}
         try:

@@ -278,3 +278,17 @@ def test_drain_terminate_then_reset_through_the_cli(endpoint: LocalProcess) -> N
     assert client.report_task_runner_heartbeat(taskrunnerId="drain-1", workerGroup="wg")["terminate"] is False
     missing = heartbeat_ops(endpoint, "terminate", "nobody")
     assert (missing.returncode, missing.stderr) == (1, f"error: no runner 'nobody' in table '{endpoint.table}'\n")
+
+
+def test_cli_needs_no_aws_configuration_against_make_serve(endpoint: LocalProcess, tmp_path: Path) -> None:
+    datapipeline(endpoint.url).report_task_runner_heartbeat(taskrunnerId="unconfigured-1")
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    bare.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    result = subprocess.run(
+        [sys.executable, "-m", "heartbeat_ops", "runners", "show", "unconfigured-1", "--endpoint-url",
+         endpoint.dynamodb_url, "--table", endpoint.table],
+        cwd=ROOT, env=bare, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "taskrunnerId" in result.stdout
+    assert "unconfigured-1" in result.stdout
