@@ -12,7 +12,7 @@ from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore
-from heartbeat.sweeper import lambda_handler, sweep
+from heartbeat.sweeper import SweepReport, lambda_handler, sweep
 from tests.conftest import TABLE
 from tests.support import FakeClock, LambdaContext, heartbeat_event
 
@@ -44,6 +44,20 @@ def sweep_through(store: RunnerStore, config: Config, clock: FakeClock, seconds:
         clock.advance(min(interval, end - clock.now))
         flagged += sweep(store, config, clock.now).flagged
     return flagged
+
+
+def sweep_fleet(store: RunnerStore, config: Config, clock: FakeClock, size: int, silent: int) -> SweepReport:
+    """Runners r-0..r-(size-1) beat together while the sweeper runs on schedule; a threshold and a second
+    later all but the first `silent` beat again, and one more sweep runs. Returns that sweep's report."""
+    start = clock.now
+    sweep(store, config, start)
+    for i in range(size):
+        beat(store, f"r-{i}", start)
+    assert sweep_through(store, config, clock, THRESHOLD) == 0
+    clock.advance(1)
+    for i in range(silent, size):
+        beat(store, f"r-{i}", clock.now)
+    return sweep(store, config, clock.now)
 
 
 def status_of(store: RunnerStore, runner_id: str) -> str:
@@ -96,15 +110,7 @@ def test_runner_beating_within_the_threshold_is_never_flagged(
 def test_only_the_silent_runner_of_a_mixed_fleet_is_flagged(
     store: RunnerStore, config: Config, clock: FakeClock
 ) -> None:
-    start = clock.now
-    sweep(store, config, start)
-    for i in range(5):
-        beat(store, f"r-{i}", start)
-    assert sweep_through(store, config, clock, THRESHOLD) == 0
-    clock.advance(1)
-    for i in range(1, 5):
-        beat(store, f"r-{i}", clock.now)
-    report = sweep(store, config, clock.now)
+    report = sweep_fleet(store, config, clock, size=5, silent=1)
     assert (report.examined, report.flagged) == (5, 1)
     assert [status_of(store, f"r-{i}") for i in range(5)] == ["stale"] + ["active"] * 4
 
@@ -139,30 +145,14 @@ def test_expired_records_are_not_examined(store: RunnerStore, config: Config, cl
 def test_mass_staleness_guard_flags_none_when_most_of_the_fleet_goes_silent(
     store: RunnerStore, config: Config, clock: FakeClock, log_lines: Any
 ) -> None:
-    start = clock.now
-    sweep(store, config, start)
-    for i in range(10):
-        beat(store, f"r-{i}", start)
-    assert sweep_through(store, config, clock, THRESHOLD) == 0
-    clock.advance(1)
-    for i in range(4):
-        beat(store, f"r-{i}", clock.now)  # 6 of 10 silent: more than half
-    report = sweep(store, config, clock.now)
+    report = sweep_fleet(store, config, clock, size=10, silent=6)  # more than half
     assert (report.stale, report.flagged, report.guard_tripped) == (6, 0, True)
     assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
     assert any(line["message"].startswith("Mass-staleness guard tripped") for line in log_lines())
 
 
 def test_mass_staleness_guard_allows_exactly_the_fraction(store: RunnerStore, config: Config, clock: FakeClock) -> None:
-    start = clock.now
-    sweep(store, config, start)
-    for i in range(10):
-        beat(store, f"r-{i}", start)
-    assert sweep_through(store, config, clock, THRESHOLD) == 0
-    clock.advance(1)
-    for i in range(5):
-        beat(store, f"r-{i}", clock.now)
-    report = sweep(store, config, clock.now)
+    report = sweep_fleet(store, config, clock, size=10, silent=5)
     assert (report.flagged, report.guard_tripped) == (5, False)
 
 
