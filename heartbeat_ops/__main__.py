@@ -166,7 +166,7 @@ class Operator:
         self.write(f"Runner {self.args.id} will be told to terminate at its next heartbeat (requested by {by}{reason})")
 
     def reset(self) -> None:
-        self.store.reset(self.args.id)
+        self.store.reset(self.args.id, now=self.clock())
         self.write(f"Runner {self.args.id} is active again: its next heartbeat answers terminate: false")
 
     def forget(self) -> None:

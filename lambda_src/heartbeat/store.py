@@ -2,14 +2,24 @@
 
 Item per runner, partition key ``taskrunnerId``:
 ``status``, ``firstSeen``/``lastSeen`` (epoch seconds, millisecond precision),
-``heartbeatCount``, ``hostname``, ``workerGroup`` and ``expiresAt`` (the TTL
-attribute, whole epoch seconds). The sweeper keeps its own state in one item
-whose key holds U+FFFF, a character no valid taskrunnerId can contain.
+``heartbeatCount``, ``hostname``, ``workerGroup``, ``expiresAt`` (the TTL
+attribute, whole epoch seconds) and ``requestToken`` (the last heartbeat write's, see
+record_heartbeat). The sweeper keeps its own state in one item whose key starts with
+U+FFFF, a character no valid taskrunnerId can contain.
+
+Keys: a taskrunnerId of up to 2,048 UTF-8 bytes (DynamoDB's partition-key limit) is its
+own key, as it always was. A longer one (the API allows 1,024 code points, up to 4,096
+bytes) is keyed by U+FFFF "sha256:" and the SHA-256 of its UTF-8 bytes, and the item keeps
+the id itself in ``fullTaskrunnerId``; every write to such an item is conditioned on that
+attribute, so two ids can never share a record even if their digests collided. Only this
+module sees keys: the sweeper, the CLI and the events see real ids.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +35,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 TTL_ATTRIBUTE = "expiresAt"
-SWEEP_STATE_KEY = "\uffffsweeper-state"
+# U+FFFF starts every key that is not a taskrunnerId: the service model forbids it in an id.
+RESERVED_KEY_START = "\uffff"
+SWEEP_STATE_KEY = RESERVED_KEY_START + "sweeper-state"
+LONG_ID_KEY_PREFIX = RESERVED_KEY_START + "sha256:"
+MAX_KEY_BYTES = 2048  # DynamoDB's limit on a partition key value, in UTF-8 bytes
+FULL_ID_ATTRIBUTE = "fullTaskrunnerId"  # the id itself, in an item keyed by its digest
+TOKEN_ATTRIBUTE = "requestToken"  # noqa: S105 - an attribute name, not a secret
 
 # Bounded: connect 1 s + read 1 s per attempt, 3 attempts with standard back-off
 # (under 1 s, then under 2 s), at most about 9 s: inside the 10 s Lambda timeout, so a
@@ -39,7 +55,7 @@ CLIENT_CONFIG = BotoConfig(
     retries={"mode": "standard", "total_max_attempts": 3},
 )
 
-_UPSERT_ATTEMPTS = 3
+_UPSERT_ATTEMPTS = 4
 
 
 class StoreError(Exception):
@@ -83,6 +99,41 @@ def _n(value: float) -> AttributeValueTypeDef:
     return {"N": f"{value:.3f}" if isinstance(value, float) else str(value)}
 
 
+def storage_key(taskrunner_id: str) -> str:
+    """The partition key value of a runner's item: the id itself, or a digest key for an id over 2,048 bytes."""
+    encoded = taskrunner_id.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_KEY_BYTES:
+        return taskrunner_id
+    return LONG_ID_KEY_PREFIX + hashlib.sha256(encoded).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Address:
+    """Where a runner's item is, and the condition (with its values) that the item there is that runner's."""
+
+    key: dict[str, AttributeValueTypeDef]
+    is_runner: str  # a ConditionExpression fragment, "" for an id that is its own key
+    values: dict[str, AttributeValueTypeDef]
+
+    def condition(self, condition: str) -> str:
+        return f"({condition}) AND {self.is_runner}" if self.is_runner else condition
+
+
+def _address(taskrunner_id: str) -> _Address:
+    if taskrunner_id.startswith(RESERVED_KEY_START):
+        raise UnknownRunner(taskrunner_id)  # not a valid id: it could only reach an internal item
+    key = storage_key(taskrunner_id)
+    if key == taskrunner_id:
+        return _Address({"taskrunnerId": {"S": key}}, "", {})
+    return _Address({"taskrunnerId": {"S": key}}, f"{FULL_ID_ATTRIBUTE} = :fullId", {":fullId": {"S": taskrunner_id}})
+
+
+def _taskrunner_id(item: dict[str, Any]) -> str:
+    """The real taskrunnerId of a runner's item, whatever its key."""
+    full = item.get(FULL_ID_ATTRIBUTE)
+    return str(full["S"]) if full else str(item["taskrunnerId"]["S"])
+
+
 class RunnerStore:
     """Runner records in one DynamoDB table. Give it a client to use another endpoint or a stub."""
 
@@ -97,32 +148,65 @@ class RunnerStore:
     def record_heartbeat(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
         """Upsert the runner's record for a heartbeat received at now, and return it.
 
-        One conditional UpdateItem in the steady state and for a new runner. Rarely, one more:
-        a record past its TTL (which DynamoDB deletes lazily) is replaced as if new, and a
-        heartbeat that lost a race to one stamped later is counted without moving lastSeen back.
+        One conditional UpdateItem in the steady state and for a new runner. Rarely, more:
+        a record past its TTL (which DynamoDB deletes lazily) is replaced as if new; a
+        heartbeat that lost a race to one stamped later is counted without moving lastSeen
+        back; and a record deleted meanwhile (an operator's forget) is created afresh.
+
+        heartbeatCount counts each call once. The write carries a token drawn for this call;
+        when DynamoDB applied it but its response was lost and botocore resent it, the resend
+        finds the token in the item, fails its condition, and the record as it stands is
+        the answer. (A second heartbeat of the same runner landing between the write and its
+        resend replaces the token, and the resend then counts again.)
         """
-        advance = True
+        token = secrets.token_urlsafe(12)
+        address = _address(request.taskrunner_id)
+        advance, replace = True, False
         for _ in range(_UPSERT_ATTEMPTS):
             try:
-                return self._update(request, now, retention_seconds, advance=advance)
+                if replace:
+                    return self._replace_expired(request, address, token, now, retention_seconds)
+                return self._update(request, address, token, now, retention_seconds, advance=advance)
             except _ConditionFailed as failed:
                 old = failed.item
-            if old is not None and float(old[TTL_ATTRIBUTE]["N"]) > now:
+            advance, replace = True, False
+            if old is None:
+                continue  # deleted meanwhile: create it
+            if old.get(TOKEN_ATTRIBUTE, {}).get("S") == token:
+                return _runner(old)  # this call's write was applied: the resend of a lost response
+            if float(old[TTL_ATTRIBUTE]["N"]) <= now:
+                replace = True  # past its TTL, so absent, whoever's it was: the runner starts afresh
+            elif _taskrunner_id(old) != request.taskrunner_id:
+                raise StoreError("two taskrunnerIds share one digest key")
+            else:
                 advance = False  # live, and last seen later than now: count this one, keep the later time
-                continue
-            try:
-                return self._replace_expired(request, now, retention_seconds)
-            except _ConditionFailed:
-                continue  # someone else changed it meanwhile: try again
         raise StoreError("the runner's record kept changing under concurrent heartbeats")
 
-    def _update(self, request: HeartbeatRequest, now: float, retention_seconds: int, *, advance: bool) -> Runner:
+    def _update(
+        self,
+        request: HeartbeatRequest,
+        address: _Address,
+        token: str,
+        now: float,
+        retention_seconds: int,
+        *,
+        advance: bool,
+    ) -> Runner:
         values: dict[str, AttributeValueTypeDef] = {
             ":now": _n(now),
             ":active": {"S": Status.ACTIVE.value},
             ":one": {"N": "1"},
+            ":token": {"S": token},
+            **address.values,
         }
-        assignments = ["firstSeen = if_not_exists(firstSeen, :now)", "#status = if_not_exists(#status, :active)"]
+        assignments = [
+            "firstSeen = if_not_exists(firstSeen, :now)",
+            "#status = if_not_exists(#status, :active)",
+            f"{TOKEN_ATTRIBUTE} = :token",
+        ]
+        if address.is_runner:
+            assignments.append(f"{FULL_ID_ATTRIBUTE} = :fullId")
+        not_this_call = f"(attribute_not_exists({TOKEN_ATTRIBUTE}) OR {TOKEN_ATTRIBUTE} <> :token)"
         if advance:
             assignments += ["lastSeen = :now", f"{TTL_ATTRIBUTE} = :expires"]
             values[":expires"] = _n(expires_at(now, retention_seconds))
@@ -133,13 +217,14 @@ class RunnerStore:
                 assignments.append("workerGroup = :workerGroup")
                 values[":workerGroup"] = {"S": request.worker_group}
             # New, or live and not last seen later than now (lastSeen never moves backwards).
-            condition = f"attribute_not_exists(taskrunnerId) OR ({TTL_ATTRIBUTE} > :now AND lastSeen <= :now)"
+            live = address.condition(f"{TTL_ATTRIBUTE} > :now AND lastSeen <= :now AND {not_this_call}")
+            condition = f"attribute_not_exists(taskrunnerId) OR ({live})"
         else:
-            condition = f"{TTL_ATTRIBUTE} > :now"
+            condition = address.condition(f"{TTL_ATTRIBUTE} > :now AND {not_this_call}")
         response = self._request(
             "update_item",
             TableName=self.table_name,
-            Key={"taskrunnerId": {"S": request.taskrunner_id}},
+            Key=address.key,
             UpdateExpression="SET " + ", ".join(assignments) + " ADD heartbeatCount :one",
             ConditionExpression=condition,
             ExpressionAttributeNames={"#status": "status"},
@@ -149,7 +234,9 @@ class RunnerStore:
         )
         return _runner(response["Attributes"])
 
-    def _replace_expired(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
+    def _replace_expired(
+        self, request: HeartbeatRequest, address: _Address, token: str, now: float, retention_seconds: int
+    ) -> Runner:
         runner = Runner(
             taskrunner_id=request.taskrunner_id,
             status=Status.ACTIVE.value,
@@ -160,12 +247,14 @@ class RunnerStore:
             hostname=request.hostname,
             worker_group=request.worker_group,
         )
+        # An expired record counts as absent, whoever's it was; a deleted one is simply created.
         self._request(
             "put_item",
             TableName=self.table_name,
-            Item=_item(runner),
-            ConditionExpression=f"{TTL_ATTRIBUTE} <= :now",
+            Item={**_item(runner), TOKEN_ATTRIBUTE: {"S": token}},
+            ConditionExpression=f"attribute_not_exists(taskrunnerId) OR {TTL_ATTRIBUTE} <= :now",
             ExpressionAttributeValues={":now": _n(now)},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         return runner
 
@@ -184,24 +273,27 @@ class RunnerStore:
 
     def get_runner(self, taskrunner_id: str) -> Runner | None:
         """The runner's record as stored, expired or not; None when there is none."""
-        response = self._request(
-            "get_item", TableName=self.table_name, Key={"taskrunnerId": {"S": taskrunner_id}}, ConsistentRead=True
-        )
+        try:
+            address = _address(taskrunner_id)
+        except UnknownRunner:
+            return None
+        response = self._request("get_item", TableName=self.table_name, Key=address.key, ConsistentRead=True)
         item = response.get("Item")
-        return _runner(item) if item else None
+        return _runner(item) if item and _taskrunner_id(item) == taskrunner_id else None
 
     def sweep_candidates(self, now: float) -> Iterator[SweepCandidate]:
         """Every active, unexpired runner, and every flagged runner whose stale event is still owed; page by page."""
         pages = self.client.get_paginator("scan").paginate(
             TableName=self.table_name,
-            ProjectionExpression="taskrunnerId, #status, lastSeen, workerGroup, hostname, staleAt, eventPending",
+            ProjectionExpression=f"taskrunnerId, {FULL_ID_ATTRIBUTE}, #status, lastSeen, workerGroup, hostname, "
+            "staleAt, eventPending",
             FilterExpression=f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
         )
         for item in self._scan(pages):
             yield SweepCandidate(
-                taskrunner_id=item["taskrunnerId"]["S"],
+                taskrunner_id=_taskrunner_id(item),
                 status=item["status"]["S"],
                 last_seen=float(item["lastSeen"]["N"]),
                 worker_group=item.get("workerGroup", {}).get("S"),
@@ -231,14 +323,17 @@ class RunnerStore:
 
         Returns whether this call flagged it.
         """
+        address = _address(taskrunner_id)
         try:
             self._request(
                 "update_item",
                 TableName=self.table_name,
-                Key={"taskrunnerId": {"S": taskrunner_id}},
+                Key=address.key,
                 # eventPending: the stale event is owed until it is published (see sweeper.py).
                 UpdateExpression="SET #status = :stale, staleAt = :now, eventPending = :true",
-                ConditionExpression=f"#status = :active AND lastSeen < :cutoff AND {TTL_ATTRIBUTE} > :now",
+                ConditionExpression=address.condition(
+                    f"#status = :active AND lastSeen < :cutoff AND {TTL_ATTRIBUTE} > :now"
+                ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":stale": {"S": Status.STALE.value},
@@ -246,6 +341,7 @@ class RunnerStore:
                     ":cutoff": _n(last_seen_before),
                     ":now": _n(now),
                     ":true": {"BOOL": True},
+                    **address.values,
                 },
             )
         except _ConditionFailed:
@@ -254,13 +350,15 @@ class RunnerStore:
 
     def event_published(self, taskrunner_id: str) -> None:
         """The runner's stale event is out: it owes none any more."""
+        address = _address(taskrunner_id)
         with contextlib.suppress(_ConditionFailed):  # already recorded (a concurrent sweep, or a reset)
             self._request(
                 "update_item",
                 TableName=self.table_name,
-                Key={"taskrunnerId": {"S": taskrunner_id}},
+                Key=address.key,
                 UpdateExpression="REMOVE eventPending",
-                ConditionExpression="attribute_exists(eventPending)",
+                ConditionExpression=address.condition("attribute_exists(eventPending)"),
+                **({"ExpressionAttributeValues": address.values} if address.values else {}),
             )
 
     def request_terminate(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
@@ -276,37 +374,41 @@ class RunnerStore:
             values[":reason"] = {"S": reason}
         return self._operator_update(taskrunner_id, "SET " + assignments, values)
 
-    def reset(self, taskrunner_id: str) -> Runner:
+    def reset(self, taskrunner_id: str, *, now: float) -> Runner:
         """Clear a stale or terminate flag, for a runner an operator has repaired."""
         return self._operator_update(
             taskrunner_id,
             "SET #status = :active REMOVE staleAt, eventPending, terminateRequestedAt, terminateRequestedBy, "
             "terminateReason",
-            {":active": {"S": Status.ACTIVE.value}},
+            {":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
         )
 
     def forget(self, taskrunner_id: str) -> None:
         """Delete the runner's record."""
+        address = _address(taskrunner_id)
         try:
             self._request(
                 "delete_item",
                 TableName=self.table_name,
-                Key={"taskrunnerId": {"S": taskrunner_id}},
-                ConditionExpression="attribute_exists(taskrunnerId)",
+                Key=address.key,
+                ConditionExpression=address.condition("attribute_exists(taskrunnerId)"),
+                **({"ExpressionAttributeValues": address.values} if address.values else {}),
             )
         except _ConditionFailed:
             raise UnknownRunner(taskrunner_id) from None
 
     def _operator_update(self, taskrunner_id: str, expression: str, values: dict[str, AttributeValueTypeDef]) -> Runner:
+        """Change a live record; one past its TTL counts as absent (values must hold :now)."""
+        address = _address(taskrunner_id)
         try:
             response = self._request(
                 "update_item",
                 TableName=self.table_name,
-                Key={"taskrunnerId": {"S": taskrunner_id}},
+                Key=address.key,
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(taskrunnerId)",
+                ConditionExpression=address.condition(f"attribute_exists(taskrunnerId) AND {TTL_ATTRIBUTE} > :now"),
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues={**values, **address.values},
                 ReturnValues="ALL_NEW",
             )
         except _ConditionFailed:
@@ -341,14 +443,17 @@ def _error_code(error: ClientError) -> str:
 
 
 def _item(runner: Runner) -> dict[str, AttributeValueTypeDef]:
+    key = storage_key(runner.taskrunner_id)
     item: dict[str, AttributeValueTypeDef] = {
-        "taskrunnerId": {"S": runner.taskrunner_id},
+        "taskrunnerId": {"S": key},
         "status": {"S": runner.status},
         "firstSeen": _n(runner.first_seen),
         "lastSeen": _n(runner.last_seen),
         "heartbeatCount": _n(runner.heartbeat_count),
         TTL_ATTRIBUTE: _n(runner.expires_at),
     }
+    if key != runner.taskrunner_id:
+        item[FULL_ID_ATTRIBUTE] = {"S": runner.taskrunner_id}
     if runner.hostname is not None:
         item["hostname"] = {"S": runner.hostname}
     if runner.worker_group is not None:
@@ -358,7 +463,7 @@ def _item(runner: Runner) -> dict[str, AttributeValueTypeDef]:
 
 def _runner(item: dict[str, Any]) -> Runner:
     return Runner(
-        taskrunner_id=item["taskrunnerId"]["S"],
+        taskrunner_id=_taskrunner_id(item),
         status=item["status"]["S"],
         first_seen=float(item["firstSeen"]["N"]),
         last_seen=float(item["lastSeen"]["N"]),

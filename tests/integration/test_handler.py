@@ -38,7 +38,9 @@ def test_first_heartbeat_answers_keep_working_and_stores_the_runner(
 ) -> None:
     status, body, _ = answer(call(heartbeat_event(BEAT), dependencies))
     assert (status, body) == (200, {"terminate": False})
-    assert items(dynamodb) == [
+    [item] = items(dynamodb)
+    assert len(item.pop("requestToken")["S"]) == 16  # this write's token (see the lost-response tests)
+    assert [item] == [
         {
             "taskrunnerId": {"S": "runner-0001"},
             "workerGroup": {"S": "etl-workers"},
