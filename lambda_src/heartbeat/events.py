@@ -41,8 +41,14 @@ class StaleRunner:
 
 
 def iso(epoch_seconds: float) -> str:
-    """ISO 8601 in UTC, to the millisecond."""
-    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 in UTC, to the millisecond, rounded as the store keeps times.
+
+    A stale event's eventId holds its flag time: the first publish has the sweep's own clock,
+    a republish (after a failed or crashed sweep) the stored staleAt, which the store rounds
+    to the millisecond (f"{t:.3f}"). Formatting from that same rounding keeps the eventId.
+    """
+    whole, millis = f"{epoch_seconds:.3f}".split(".")
+    return datetime.fromtimestamp(int(whole), UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis}Z"
 
 
 def detail(runner: StaleRunner) -> dict[str, Any]:
@@ -95,7 +101,7 @@ class StaleEventPublisher:
                     "DetailType": DETAIL_TYPE,
                     "Detail": json.dumps(detail(runner)),
                     "EventBusName": self.bus_name,
-                    "Time": datetime.fromtimestamp(runner.stale_at, UTC),
+                    "Time": datetime.fromtimestamp(float(f"{runner.stale_at:.3f}"), UTC),
                 }
                 for runner in batch
             ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -9,10 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from heartbeat.config import Config
-from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher
+from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher, iso
 from heartbeat.model import HeartbeatRequest
 from heartbeat.store import RunnerStore, SweepState
 from heartbeat.sweeper import sweep
@@ -147,6 +150,42 @@ def test_eventbridge_down_for_a_whole_sweep_keeps_the_debt(aws: dict[str, Any]) 
     report = sweep(store, Config(TABLE), NOW + 300, StaleEventPublisher("default", aws["events"]))
     assert (report.events_published, report.events_owed) == (1, 0)
     assert [e["detail"]["taskrunnerId"] for e in received(aws)] == ["gone"]
+
+
+class Recording:
+    """An EventBridge client that keeps the detail of every entry sent to it, then refuses them all or dies."""
+
+    def __init__(self, crash: bool) -> None:
+        self.crash = crash
+        self.sent: list[dict[str, Any]] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.sent += [json.loads(entry["Detail"]) for entry in Entries]
+        if self.crash:
+            raise RuntimeError("the sweeper died here")
+        return {"FailedEntryCount": len(Entries), "Entries": [{"ErrorCode": "InternalFailure"}] * len(Entries)}
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["refused", "crashed"])
+def test_a_republished_stale_event_keeps_its_event_id(aws: dict[str, Any], crash: bool) -> None:
+    store = aws["store"]
+    flagged_at = NOW + 0.0007  # not a whole second: truncating it and rounding it to the millisecond differ
+    beat(store, "gone", NOW - 3000)
+    first = Recording(crash)
+    with pytest.raises(RuntimeError) if crash else contextlib.nullcontext():
+        sweep(store, Config(TABLE), flagged_at, StaleEventPublisher("default", first, sleep=lambda _: None))  # type: ignore[arg-type]
+    assert store.get_runner("gone").event_pending is True  # type: ignore[union-attr]
+    report = sweep(store, Config(TABLE), flagged_at + 300, StaleEventPublisher("default", aws["events"]))
+    assert report.events_published == 1
+    [event] = received(aws)
+    assert {detail["eventId"] for detail in first.sent} == {event["detail"]["eventId"]}
+    assert event["detail"]["eventId"] == "gone@2026-11-24T12:00:00.001Z"
+    assert event["detail"]["staleAt"] == first.sent[0]["staleAt"] == "2026-11-24T12:00:00.001Z"
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800))  # to 2100
+def test_a_time_and_its_stored_copy_read_the_same(epoch: float) -> None:
+    assert iso(epoch) == iso(float(f"{epoch:.3f}"))  # the store keeps f"{t:.3f}"
 
 
 def test_reset_clears_an_owed_event(aws: dict[str, Any]) -> None:
