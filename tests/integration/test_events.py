@@ -152,6 +152,17 @@ def test_eventbridge_down_for_a_whole_sweep_keeps_the_debt(aws: dict[str, Any]) 
     assert [e["detail"]["taskrunnerId"] for e in received(aws)] == ["gone"]
 
 
+def test_the_event_of_a_runner_keyed_by_digest_shows_its_real_id(aws: dict[str, Any]) -> None:
+    store = aws["store"]
+    long_id = "中" * 683  # 2,049 bytes
+    beat(store, long_id, NOW - 3000)
+    assert sweep(store, Config(TABLE), NOW, StaleEventPublisher("default", aws["events"])).flagged == 1
+    [event] = received(aws)
+    assert event["detail"]["taskrunnerId"] == long_id
+    assert event["detail"]["eventId"] == f"{long_id}@2026-11-24T12:00:00.000Z"
+    assert store.get_runner(long_id).event_pending is False  # type: ignore[union-attr]
+
+
 class Recording:
     """An EventBridge client that keeps the detail of every entry sent to it, then refuses them all or dies."""
 

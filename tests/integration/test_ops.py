@@ -131,6 +131,31 @@ def test_forget_deletes_the_record(store: RunnerStore) -> None:
     assert store.get_runner("runner-b") is None
 
 
+def test_every_command_shows_and_takes_the_real_id_of_a_runner_keyed_by_digest(store: RunnerStore) -> None:
+    long_id = "\U0001f600" * 1024  # 4,096 bytes: its record is keyed by a digest
+    store.record_heartbeat(HeartbeatRequest(long_id, "etl", "host-e.internal"), NOW - 60, RETENTION)
+    _, out, _ = run("runners", "list", "--json", "--worker-group", "etl")
+    assert long_id in [runner["taskrunnerId"] for runner in json.loads(out)]
+    status, out, _ = run("runners", "show", long_id)
+    assert (status, out.splitlines()[0]) == (0, f"taskrunnerId       {long_id}")
+    assert run("runners", "terminate", long_id)[0] == 0
+    assert store.record_heartbeat(HeartbeatRequest(long_id), NOW + 60, RETENTION).status == "terminating"
+    assert run("runners", "reset", long_id)[0] == 0
+    assert store.record_heartbeat(HeartbeatRequest(long_id), NOW + 120, RETENTION).status == "active"
+    assert run("runners", "forget", long_id) == (0, f"Forgot runner {long_id}\n", "")
+    assert store.get_runner(long_id) is None
+
+
+@pytest.mark.parametrize("command", ["terminate", "reset"])
+def test_terminate_or_reset_of_a_record_past_its_ttl_is_an_unknown_runner(store: RunnerStore, command: str) -> None:
+    store.record_heartbeat(HeartbeatRequest("expired", "etl"), NOW - RETENTION - 1, RETENTION)  # DynamoDB has not
+    before = store.get_runner("expired")  # deleted it yet (it may take days): it counts as absent all the same
+    assert run("runners", command, "expired") == (1, "", f"error: no runner 'expired' in table '{TABLE}'\n")
+    assert store.get_runner("expired") == before
+    answer = store.record_heartbeat(HeartbeatRequest("expired"), NOW, RETENTION)
+    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as the README says
+
+
 @pytest.mark.parametrize("command", ["show", "terminate", "reset", "forget"])
 def test_unknown_runner_exits_1_with_one_line(store: RunnerStore, command: str) -> None:
     assert run("runners", command, "nobody") == (1, "", f"error: no runner 'nobody' in table '{TABLE}'\n")
