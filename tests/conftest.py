@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,8 +18,8 @@ from moto import mock_aws
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, default_dependencies
 from heartbeat.observability import SERVICE, metrics
-from heartbeat.store import RunnerStore
-from heartbeat_local.server import create_table
+from heartbeat.store import CLIENT_CONFIG, RunnerStore
+from heartbeat_local.server import EmbeddedDynamoDB, create_table
 from tests.support import FakeClock, RequestCounter
 
 TABLE = "runners-test"
@@ -56,6 +57,26 @@ def dynamodb() -> Iterator[Any]:
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, TABLE)
         yield client
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[EmbeddedDynamoDB]:
+    """moto's DynamoDB over real HTTP on loopback, for faults injected on the wire."""
+    server = EmbeddedDynamoDB()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_dynamodb(dynamodb_server: EmbeddedDynamoDB) -> Any:
+    """A client configured exactly as the deployed store's (timeouts, retries), on a fresh table (`.table`)."""
+    keys = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    table = f"t-{uuid.uuid4().hex[:8]}"
+    # Created with default timeouts: the server's first request loads moto's backend, slower than 1 s.
+    create_table(boto3.client("dynamodb", endpoint_url=dynamodb_server.endpoint, **keys), table)
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_server.endpoint, config=CLIENT_CONFIG, **keys)
+    client.table = table
+    return client
 
 
 @pytest.fixture

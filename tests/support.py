@@ -1,15 +1,21 @@
-"""Helpers shared by the tests: canonical events, a controllable clock, request counting."""
+"""Helpers shared by the tests: canonical events, a controllable clock, request counting, store faults."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from botocore.awsrequest import AWSResponse
 
 EVENTS = Path(__file__).parent / "events"
 TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
@@ -96,3 +102,74 @@ def answer(result: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]
         assert len(values) == 1, f"header {name} sent {len(values)} times"
         headers[name] = values[0]
     return result["statusCode"], json.loads(result["body"]), headers
+
+
+class Fault:
+    """Makes chosen DynamoDB calls fail before they are sent, counting the attempts, until cleared.
+
+    For a client on a real HTTP DynamoDB (moto's server): a failed attempt never reaches it.
+    """
+
+    def __init__(self, client: Any, operation: str, failure: Callable[[], Any], after: int = 0) -> None:
+        self.attempts = 0
+        self.active = True
+        self._failure = failure
+        self._after = after  # let this many calls through first
+        self._seen = 0
+        client.meta.events.register(f"before-send.dynamodb.{operation}", self._on_send)
+
+    def _on_send(self, request: Any, **_: Any) -> Any:
+        self._seen += 1
+        if not self.active or self._seen <= self._after:
+            return None
+        self.attempts += 1
+        return self._failure()
+
+
+class LostResponse:
+    """DynamoDB applies the chosen calls, but the client never gets their answer; it sees the failure given.
+
+    Each of the first `times` attempts is sent to the server as botocore prepared it, byte for byte, and
+    its response is dropped: what a read timeout, a reset connection or a 500 after the write looks like.
+    botocore then retries as it would against DynamoDB.
+    """
+
+    def __init__(self, client: Any, operation: str, failure: Callable[[], Any], times: int = 1) -> None:
+        self.lost = 0
+        self.times = times
+        self._failure = failure
+        client.meta.events.register(f"before-send.dynamodb.{operation}", self._on_send)
+
+    def _on_send(self, request: Any, **_: Any) -> Any:
+        if self.lost >= self.times:
+            return None
+        self.lost += 1
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        sent = urllib.request.Request(request.url, data=body, headers=headers, method=request.method)  # noqa: S310
+        with contextlib.suppress(urllib.error.HTTPError):  # refused (a failed condition): lost either way
+            urllib.request.urlopen(sent, timeout=10).read()  # noqa: S310 - the test's own loopback server
+        return self._failure()
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_response(status: int, code: str) -> Callable[[], AWSResponse]:
+    """A DynamoDB error answer, as botocore would receive it."""
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
+    return lambda: AWSResponse("http://dynamodb", status, {"x-amzn-ErrorType": code}, _Raw(body))
+
+
+def raise_(error: Exception) -> Callable[[], Any]:
+    """A failure that raises the error, as botocore's HTTP layer would."""
+
+    def fail() -> Any:
+        raise error
+
+    return fail

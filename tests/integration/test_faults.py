@@ -12,80 +12,37 @@ import json
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.runners import Status
 from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError
 from heartbeat.sweeper import sweep
-from heartbeat_local.server import EmbeddedDynamoDB, create_table
-from tests.support import FakeClock, LambdaContext, answer, heartbeat_event
+from tests.support import (
+    FakeClock,
+    Fault,
+    LambdaContext,
+    LostResponse,
+    RequestCounter,
+    answer,
+    error_response,
+    heartbeat_event,
+    raise_,
+)
 
 LAMBDA_TIMEOUT_SECONDS = 10  # the deployed handler's timeout (infra/stack.py)
 KEYS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-@pytest.fixture(scope="module")
-def dynamodb_server() -> Iterator[EmbeddedDynamoDB]:
-    server = EmbeddedDynamoDB()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def client(dynamodb_server: EmbeddedDynamoDB) -> Any:
-    """A client configured exactly as the deployed store's (timeouts, retries), on a fresh table."""
-    client = boto3.client("dynamodb", endpoint_url=dynamodb_server.endpoint, config=CLIENT_CONFIG, **KEYS)
-    client.table = f"t-{uuid.uuid4().hex[:8]}"
-    create_table(client, client.table)
-    return client
-
-
-class Fault:
-    """Makes chosen DynamoDB calls fail, counting the attempts, until cleared."""
-
-    def __init__(self, client: Any, operation: str, failure: Callable[[], Any], after: int = 0) -> None:
-        self.attempts = 0
-        self.active = True
-        self._failure = failure
-        self._after = after  # let this many calls through first
-        self._seen = 0
-        client.meta.events.register(f"before-send.dynamodb.{operation}", self._on_send)
-
-    def _on_send(self, request: Any, **_: Any) -> Any:
-        self._seen += 1
-        if not self.active or self._seen <= self._after:
-            return None
-        self.attempts += 1
-        return self._failure()
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
-def error_response(status: int, code: str) -> Callable[[], AWSResponse]:
-    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
-    return lambda: AWSResponse("http://dynamodb", status, {"x-amzn-ErrorType": code}, _Raw(body))
-
-
-def raise_(error: Exception) -> Callable[[], Any]:
-    def fail() -> Any:
-        raise error
-
-    return fail
+def client(http_dynamodb: Any) -> Any:
+    return http_dynamodb
 
 
 FAULTS = {
@@ -134,6 +91,89 @@ def test_store_fault_answers_retryable_500_logs_once_counts_and_recovers(
     runner = store.get_runner("r-1")
     assert runner is not None
     assert (runner.heartbeat_count, runner.status) == (2, Status.ACTIVE)  # the failed one was not counted
+
+
+# The write applied, then the answer lost: botocore cannot tell these from a write that never arrived,
+# so it resends the same request (DynamoDB documents that a 500 may follow an applied write).
+LOST = {
+    "read-timeout": raise_(ReadTimeoutError(endpoint_url="http://dynamodb")),
+    "connection-reset": raise_(ConnectionClosedError(endpoint_url="http://dynamodb")),
+    "server-error": error_response(500, "InternalServerError"),
+}
+
+
+@pytest.mark.parametrize("failure", LOST.values(), ids=LOST.keys())
+@pytest.mark.parametrize("when", ["first", "steady"])
+def test_a_heartbeat_whose_write_applied_and_response_was_lost_answers_200_and_counts_once(
+    failure: Callable[[], Any], when: str, client: Any
+) -> None:
+    store = RunnerStore(client.table, client=client)
+    clock = FakeClock(now=1_795_521_600.25)
+    dependencies = Dependencies(Config(client.table), store, clock)
+    if when == "steady":
+        assert beat(dependencies)[0] == 200
+        clock.advance(900)
+    lost = LostResponse(client, "UpdateItem", failure)
+    sent = RequestCounter(client)
+
+    status, body, _, _ = beat(dependencies)
+
+    assert (lost.lost, status, body) == (1, 200, {"terminate": False})  # botocore resent it, and it answered
+    assert sent.calls == {"UpdateItem": 1}  # one call from the store: the resend is botocore's own
+    runner = store.get_runner("r-1")
+    assert runner is not None
+    assert (runner.heartbeat_count, runner.last_seen) == (1 if when == "first" else 2, clock.now)
+
+
+def test_a_heartbeat_whose_every_attempt_was_lost_answers_500_and_is_stored_once(client: Any) -> None:
+    store = RunnerStore(client.table, client=client)
+    clock = FakeClock()
+    dependencies = Dependencies(Config(client.table), store, clock)
+    assert beat(dependencies)[0] == 200
+    clock.advance(900)
+    lost = LostResponse(client, "UpdateItem", raise_(ReadTimeoutError(endpoint_url="http://dynamodb")), times=3)
+
+    status, body, headers, _ = beat(dependencies)
+
+    # The client sees a retryable error, though DynamoDB applied the write (the store cannot know it did).
+    assert (lost.lost, status, body["__type"], headers["x-amzn-ErrorType"]) == (
+        3,
+        500,
+        "InternalServiceError",
+        "InternalServiceError",
+    )
+    runner = store.get_runner("r-1")
+    assert runner is not None
+    assert (runner.heartbeat_count, runner.last_seen) == (2, clock.now)  # applied once, not three times
+    clock.advance(1)  # the client's own retry is a heartbeat of its own, and counts
+    assert beat(dependencies)[:2] == (200, {"terminate": False})
+    assert store.get_runner("r-1").heartbeat_count == 3  # type: ignore[union-attr]
+
+
+def test_a_lost_response_still_answers_from_the_record_a_flagged_runner_is_told_to_terminate(client: Any) -> None:
+    store = RunnerStore(client.table, client=client)
+    clock = FakeClock()
+    dependencies = Dependencies(Config(client.table), store, clock)
+    beat(dependencies)
+    clock.advance(3000)
+    assert store.flag_stale("r-1", last_seen_before=clock.now - 2700, now=clock.now)
+    LostResponse(client, "UpdateItem", error_response(500, "InternalServerError"))
+    assert beat(dependencies)[:2] == (200, {"terminate": True})
+    assert store.get_runner("r-1").heartbeat_count == 2  # type: ignore[union-attr]
+
+
+def test_a_lost_response_to_the_replacement_of_an_expired_record_counts_once(client: Any) -> None:
+    store = RunnerStore(client.table, client=client)
+    clock = FakeClock()
+    config = Config(client.table)
+    dependencies = Dependencies(config, store, clock)
+    beat(dependencies)
+    clock.advance(config.retention_seconds + 1)  # past its TTL, not yet deleted: it counts as absent
+    LostResponse(client, "PutItem", raise_(ReadTimeoutError(endpoint_url="http://dynamodb")))
+    assert beat(dependencies)[:2] == (200, {"terminate": False})
+    runner = store.get_runner("r-1")
+    assert runner is not None
+    assert (runner.heartbeat_count, runner.first_seen) == (1, clock.now)
 
 
 def test_store_that_never_answers_gives_500_within_the_lambda_timeout() -> None:

@@ -6,15 +6,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
-from botocore.stub import Stubber
 
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, lambda_handler, make_handler
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore
 from tests.conftest import TABLE
-from tests.support import FakeClock, LambdaContext, RequestCounter, answer, heartbeat_event
+from tests.support import FakeClock, Fault, LambdaContext, RequestCounter, answer, error_response, heartbeat_event
 
 LogLines = Callable[[], list[dict[str, Any]]]
 BEAT = {"taskrunnerId": "runner-0001", "workerGroup": "etl-workers", "hostname": "ip-10-0-1-25"}
@@ -174,26 +174,35 @@ def test_target_header_is_matched_case_insensitively_by_name(dependencies: Depen
 
 
 @pytest.mark.parametrize(
-    "error_code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+    ("error_code", "http_status"),
+    [("ProvisionedThroughputExceededException", 400), ("ThrottlingException", 400), ("InternalServerError", 500)],
 )
 def test_store_failure_is_a_retryable_internal_error_logged_with_the_request_id(
-    error_code: str, config: Config, clock: FakeClock, dynamodb: Any, capsys: pytest.CaptureFixture[str]
+    error_code: str, http_status: int, http_dynamodb: Any, log_lines: LogLines
 ) -> None:
-    stubbed = RunnerStore(TABLE, client=dynamodb)
-    stubber = Stubber(dynamodb)
-    stubber.add_client_error("update_item", service_error_code=error_code, http_status_code=400)
+    # A real table over HTTP whose UpdateItem answers the error on every attempt; any other call the
+    # handler made (a fallback write, say) would reach the table and show below.
+    failing = Fault(http_dynamodb, "UpdateItem", error_response(http_status, error_code))
+    store = RunnerStore(http_dynamodb.table, client=http_dynamodb)
     event = heartbeat_event(BEAT)
-    with stubber:
-        status, body, headers = answer(
-            make_handler(lambda: Dependencies(config, stubbed, clock))(event, LambdaContext())  # type: ignore[arg-type]
-        )
-    assert (status, body, headers["x-amzn-ErrorType"]) == (
+    request_id = event["requestContext"]["requestId"]
+
+    status, body, headers = answer(
+        make_handler(lambda: Dependencies(Config(http_dynamodb.table), store, FakeClock()))(event, LambdaContext())  # type: ignore[arg-type]
+    )
+
+    assert (status, body, headers["x-amzn-ErrorType"], headers["x-amzn-RequestId"]) == (
         500,
         {"__type": "InternalServiceError", "message": "An internal error occurred. Please retry the request."},
         "InternalServiceError",
+        request_id,
     )
-    assert error_code not in body["message"]
-    assert items(dynamodb) == []
+    assert failing.attempts == 3  # the store client's bounded retries, each refused
+    [error] = [line for line in log_lines() if line["level"] == "ERROR"]
+    assert error["correlation_id"] == request_id
+    assert error["message"] == "The runner store failed; answered InternalServiceError so the client retries"
+    assert f"update_item failed: {error_code}" in error["exception"]
+    assert http_dynamodb.scan(TableName=http_dynamodb.table)["Items"] == []
 
 
 def test_store_failure_through_lambda_handler_logs_once_with_request_id_and_counts_a_metric(
@@ -270,3 +279,27 @@ def test_heartbeat_stamped_earlier_than_the_last_one_counts_without_moving_last_
     runner = store.get_runner("runner-0001")
     assert runner is not None
     assert (runner.heartbeat_count, runner.last_seen, runner.hostname) == (2, latest, "ip-10-0-1-25")
+
+
+def test_heartbeat_stamped_earlier_than_the_last_one_racing_a_forget_recreates_the_runner(
+    dependencies: Dependencies, store: RunnerStore, clock: FakeClock, dynamodb: Any, dynamodb_calls: RequestCounter
+) -> None:
+    call(heartbeat_event(BEAT), dependencies)
+    clock.advance(-0.25)  # another instance's clock, a little behind: its first write is refused...
+    operator = RunnerStore(TABLE, client=boto3.client("dynamodb", region_name="us-east-1"))
+    refusals: list[str] = []
+
+    def forget_after_the_first_refusal(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException" and not refusals:
+            refusals.append("forgot")
+            operator.forget("runner-0001")  # ...and an operator forgets the runner right then
+
+    dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", forget_after_the_first_refusal)
+    dynamodb_calls.reset()
+    status, body, _ = answer(call(heartbeat_event(BEAT), dependencies))
+    assert (refusals, status, body) == (["forgot"], 200, {"terminate": False})
+    assert dynamodb_calls.calls == {"UpdateItem": 3}  # refused (later), refused (gone), created
+    runner = store.get_runner("runner-0001")
+    assert runner is not None
+    assert (runner.heartbeat_count, runner.first_seen, runner.last_seen) == (1, clock.now, clock.now)
+    assert runner.hostname == BEAT["hostname"]
