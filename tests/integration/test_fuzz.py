@@ -71,7 +71,24 @@ EDGE_CHARACTERS = (
 any_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40) | st.text(
     alphabet=st.sampled_from(EDGE_CHARACTERS), max_size=20
 )
-member_values = any_text | st.text(min_size=1000, max_size=1100) | json_values
+# Every character the model's pattern allows, of every UTF-8 length (1 to 4 bytes).
+valid_characters = st.characters(
+    codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="\ufffe\uffff"
+) | st.sampled_from("\t\n\r\x7f\x85\x9f")
+# Long values, valid and not: DynamoDB limits a key to 2,048 bytes, the model a value to 1,024 code points
+# (up to 4,096 bytes), so these cross both limits: runs of one character of each width, random valid text
+# repeated up to 1,024 code points (cheap to draw), values a few bytes either side of 2,048, and values a few
+# code points over 1,024.
+long_values = (
+    st.builds(lambda char, count: char * count, st.sampled_from(["a", "\u00e9", "\u4e2d", "\U0001f600", "\U0010ffff"]),
+              st.integers(1, 1024))
+    | st.builds(lambda text, count: (text * count)[:1024], st.text(alphabet=valid_characters, min_size=1, max_size=16),
+                st.integers(64, 1024))
+    | st.builds(lambda pad, tail: "\u4e2d" * 682 + "a" * pad + tail, st.integers(0, 3),
+                st.sampled_from(["", "\t", "\u00e9", "\U0001f600"]))
+    | st.builds(lambda char, count: char * count, st.sampled_from(["a", "\U0001f600"]), st.integers(1025, 1030))
+)  # fmt: skip
+member_values = any_text | long_values | json_values
 
 
 @st.composite
@@ -143,6 +160,28 @@ def test_any_method_path_and_header_casing_get_a_well_formed_answer(
     else:
         assert status in {404, 405}
         assert sum(calls.calls.values()) == 0
+
+
+valid_ids = st.text(alphabet=valid_characters, min_size=1, max_size=40) | long_values.filter(lambda v: len(v) <= 1024)
+
+
+@given(taskrunner_id=valid_ids, hostname=st.none() | valid_ids, worker_group=st.none() | st.just("") | valid_ids)
+@settings(max_examples=settings.default.max_examples // 20)  # 100 in make test, 2,500 in make fuzz
+def test_every_valid_heartbeat_answers_200_and_is_stored_under_its_own_id(
+    fuzz_target: tuple[Dependencies, RequestCounter], taskrunner_id: str, hostname: str | None, worker_group: str | None
+) -> None:
+    dependencies, _ = fuzz_target
+    document = {"taskrunnerId": taskrunner_id, "hostname": hostname, "workerGroup": worker_group}
+    status, body, headers = respond(
+        dependencies, heartbeat_event(encode({k: v for k, v in document.items() if v is not None}))
+    )
+    assert_well_formed(status, body, headers)
+    assert status == 200, body
+    runner = dependencies.store.get_runner(taskrunner_id)
+    assert runner is not None
+    assert runner.taskrunner_id == taskrunner_id
+    if hostname is not None:  # (one absent leaves the last one sent: ids repeat across examples)
+        assert runner.hostname == hostname
 
 
 def test_base64_garbage_is_a_serialization_error(fuzz_target: tuple[Dependencies, RequestCounter]) -> None:
