@@ -14,7 +14,17 @@ from heartbeat.handler import Dependencies, lambda_handler, make_handler
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore
 from tests.conftest import TABLE
-from tests.support import FakeClock, Fault, LambdaContext, RequestCounter, answer, error_response, heartbeat_event
+from tests.support import (
+    FakeClock,
+    Fault,
+    LambdaContext,
+    RequestCounter,
+    answer,
+    error_response,
+    heartbeat_event,
+    item_size,
+    write_units,
+)
 
 LogLines = Callable[[], list[dict[str, Any]]]
 BEAT = {"taskrunnerId": "runner-0001", "workerGroup": "etl-workers", "hostname": "ip-10-0-1-25"}
@@ -303,3 +313,14 @@ def test_heartbeat_stamped_earlier_than_the_last_one_racing_a_forget_recreates_t
     assert runner is not None
     assert (runner.heartbeat_count, runner.first_seen, runner.last_seen) == (1, clock.now, clock.now)
     assert runner.hostname == BEAT["hostname"]
+
+
+def test_the_request_token_adds_28_bytes_and_no_write_unit_to_a_typical_runner(
+    dependencies: Dependencies, dynamodb: Any
+) -> None:
+    beat = {"taskrunnerId": "i-0e4f5a6b-runner", "workerGroup": "etl-prod", "hostname": "ip-10-0-1-26.ec2.internal"}
+    call(heartbeat_event(beat), dependencies)
+    [item] = items(dynamodb)
+    without = {name: value for name, value in item.items() if name != "requestToken"}
+    assert item_size(item) - item_size(without) == 28  # "requestToken" and 16 characters
+    assert write_units(item) == write_units(without) == 1  # the whole item is under 200 bytes
