@@ -306,7 +306,8 @@ class RunnerStore:
         """Every runner record, page by page (never the whole table in memory)."""
         pages = self.client.get_paginator("scan").paginate(TableName=self.table_name)
         for item in self._scan(pages):
-            if item["taskrunnerId"]["S"] != SWEEP_STATE_KEY:
+            # A reserved key is the store's own (the sweep state) unless it is a long id's digest key.
+            if not item["taskrunnerId"]["S"].startswith(RESERVED_KEY_START) or FULL_ID_ATTRIBUTE in item:
                 yield _runner(item)
 
     def _scan(self, pages: Any) -> Iterator[dict[str, Any]]:
