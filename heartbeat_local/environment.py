@@ -182,6 +182,7 @@ class EnvironmentWorker(ThreadWorker):  # type: ignore[misc]
         # A stalled client's read fails after this long instead of blocking a connection thread for good.
         seconds = int(SOCKET_TIMEOUT_SECONDS)
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, 0))
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body are separate writes
         super().enqueue_req(conn)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:

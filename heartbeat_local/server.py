@@ -147,7 +147,11 @@ class EmbeddedDynamoDB:
             with lock:
                 return list(app(environ, start_response))
 
-        self._server = make_server("127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler)
+        class Handler(MotoRequestHandler):
+            # Headers and body leave in two writes: without this, Nagle holds the body for the client's delayed ACK.
+            disable_nagle_algorithm = True
+
+        self._server = make_server("127.0.0.1", port, serialized, threaded=True, request_handler=Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
         self._thread.start()
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"

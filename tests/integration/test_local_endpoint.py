@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import signal
@@ -11,11 +12,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from heartbeat_local.process import FAKE_AWS, ROOT, local_endpoint
+from heartbeat.store import RunnerStore
+from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
+from heartbeat_ops.__main__ import main as ops_main
 
 HEARTBEAT = {"X-Amz-Target": "DataPipeline.ReportTaskRunnerHeartbeat", "Content-Type": "application/x-amz-json-1.1"}
 
@@ -140,3 +144,39 @@ def test_body_over_the_gateway_limit_is_refused_by_the_gateway_in_awsjson(tmp_pa
     )  # fmt: skip
     assert headers["Date"]
     assert headers["x-amzn-RequestId"]
+
+
+def read_events(running: LocalProcess) -> list[dict[str, Any]]:
+    out, err = io.StringIO(), io.StringIO()
+    assert ops_main(["events", "--endpoint-url", running.dynamodb_url, "--json"], out=out, err=err) == 0, err.getvalue()
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def sweeps_after(running: LocalProcess, moment: float) -> bool:
+    state = RunnerStore(running.table, client=running.dynamodb()).load_sweep_state()
+    return state is not None and state.last_sweep_at > moment
+
+
+def test_a_flagged_runners_stale_event_arrives_exactly_once(tmp_path: Path) -> None:
+    settings = {"SWEEP_INTERVAL_SECONDS": "0.3", "STALE_AFTER_SECONDS": "2", "RETENTION_SECONDS": "600"}
+    with local_endpoint(tmp_path, **settings) as running:
+        assert post(running.url, b'{"taskrunnerId":"goes-silent","workerGroup":"wg"}', HEARTBEAT)[0] == 200
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 90  # a bound on waiting, not an assertion about speed
+        while not events and time.monotonic() < deadline:
+            events += read_events(running)
+            time.sleep(0.2)
+        # Several more sweeps complete after the flag: none may send the event again.
+        for _ in range(3):
+            moment = time.time()
+            while not sweeps_after(running, moment) and time.monotonic() < deadline + 60:
+                time.sleep(0.2)
+        events += read_events(running)
+        _, _, answer = post(running.url, b'{"taskrunnerId":"goes-silent"}', HEARTBEAT)
+        output = running.output()
+    assert [(e["source"], e["detail-type"], e["detail"]["taskrunnerId"]) for e in events] == [
+        ("taskrunner.heartbeat", "Task Runner Stale", "goes-silent")
+    ]
+    assert events[0]["detail"]["workerGroup"] == "wg"
+    assert json.loads(answer) == {"terminate": True}
+    assert "Sweep: 1 runners flagged stale, 1 stale events published, 0 owed" in output
