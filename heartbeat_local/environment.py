@@ -40,7 +40,8 @@ GATEWAY_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST"
 # A client that stalls mid-request is dropped after this long: it never holds a connection thread for good.
 SOCKET_TIMEOUT_SECONDS = 10.0
 # Connection threads per environment: they read requests while the environment runs another.
-CONNECTION_THREADS = 8
+# A client stalled mid-request holds one until SOCKET_TIMEOUT_SECONDS: threads are cheap, so keep many.
+CONNECTION_THREADS = 32
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # Headers the gateway writes itself (gunicorn: Date, Connection, framing).
 _GATEWAY_OWNED = frozenset({"date", "connection", "content-length", "transfer-encoding", "keep-alive"})
@@ -206,6 +207,7 @@ class _QuietStalls(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, (BlockingIOError, TimeoutError)):
             record.msg, record.args, record.exc_info = "Dropped a client that stalled mid-request", (), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
