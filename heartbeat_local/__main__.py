@@ -28,7 +28,8 @@ def main() -> int:
         print(f"make serve: {error}", file=sys.stderr)
         return 2
     try:
-        listener = socket.create_server((settings.host, settings.port), backlog=BACKLOG)
+        family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
     except OSError as error:
         print(f"make serve: cannot listen on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
         return 1
@@ -36,6 +37,8 @@ def main() -> int:
     # Until gunicorn's arbiter takes the signals over, SIGTERM stops start-up as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     children: list[Child] = []
+    serving = False
+    master = os.getpid()  # gunicorn forks the workers inside pool.run(): they return through here too
     try:
         dynamodb, queue = _start_store(settings, children)
         if settings.sweep_interval_seconds > 0:
@@ -50,17 +53,22 @@ def main() -> int:
             settings.switch_interval,
             on_ready=lambda: _announce(settings, url, dynamodb, queue),
         )
+        serving = True
         try:
             pool.run()
         except SystemExit as stopped:  # gunicorn's arbiter ends with sys.exit once the workers are gone
+            if os.getpid() != master:
+                raise  # a worker's own exit: its status, and none of the cleanup below
             return int(stopped.code or 0)
         return 0
     except KeyboardInterrupt:  # Ctrl-C before the arbiter took over its signals
         return 0
     finally:
-        print("Stopping: in-flight requests finished; stopping the sweeper and the store", file=sys.stderr, flush=True)
-        for child in reversed(children):
-            child.stop()
+        if os.getpid() == master:
+            if serving:
+                print("Stopping: in-flight requests finished; stopping the sweeper and the store", file=sys.stderr)
+            for child in reversed(children):
+                child.stop()
 
 
 def _check_handler_config(settings: ServeSettings) -> None:
