@@ -62,6 +62,7 @@ def run_store(port: int, table_name: str) -> int:
 
 def run_sweeper(interval: float) -> int:
     """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published."""
+    from heartbeat.observability import metrics
     from heartbeat.sweeper import lambda_handler
     from heartbeat_local.gateway import LocalLambdaContext
 
@@ -71,6 +72,7 @@ def run_sweeper(interval: float) -> int:
     while not stop.wait(interval):
         try:
             report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))
+            metrics.clear_metrics()  # disabled metrics are kept, not flushed (see environment.Gateway)
         except Exception:  # the sweeper has logged it; the next run tries again
             logging.getLogger(__name__).exception("Sweep failed")
             continue

@@ -67,8 +67,9 @@ def gateway_headers(code: str, length: int) -> list[tuple[str, str]]:
 class Gateway:
     """The WSGI application: one request in, one invocation of the handler, its answer out."""
 
-    def __init__(self, handler: LambdaHandler, access_log: bool) -> None:
+    def __init__(self, handler: LambdaHandler, access_log: bool, clear_metrics: Callable[[], None]) -> None:
         self._handler = handler
+        self._clear_metrics = clear_metrics
         self._access_log = access_log
         self._environment = threading.Lock()  # the one invocation slot of this execution environment
 
@@ -131,6 +132,9 @@ class Gateway:
         event = proxy_event(method, target, headers, payload, environ.get("REMOTE_ADDR") or "127.0.0.1")
         with self._environment:
             result = self._handler(event, LocalLambdaContext())
+            # With metrics disabled, Powertools' log_metrics keeps what it did not print, and prints an EMF
+            # blob once a metric holds 100 values: start each invocation with none, as a flush would.
+            self._clear_metrics()
         status, answer_headers, body = proxy_response(result)
         kept = [(k, v) for k, v in answer_headers if k.lower() not in _GATEWAY_OWNED]
         return status, [*kept, ("Content-Length", str(len(body)))], body
@@ -290,8 +294,9 @@ class EnvironmentPool(BaseApplication):  # type: ignore[misc]
     def load(self) -> Gateway:
         """Runs in each worker: its cold start imports the handler, once."""
         from heartbeat.handler import lambda_handler
+        from heartbeat.observability import metrics
 
-        return Gateway(lambda_handler, self._access_log)
+        return Gateway(lambda_handler, self._access_log, metrics.clear_metrics)
 
     def run(self) -> None:
         HeartbeatArbiter(self).run()

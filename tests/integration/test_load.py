@@ -81,6 +81,14 @@ def test_concurrent_clients_lose_no_heartbeat_and_see_no_error(endpoint: LocalPr
     assert counts == dict(sent)
 
 
+def test_no_metrics_blob_reaches_the_output_however_many_heartbeats(endpoint: LocalProcess) -> None:
+    connection = connect(endpoint.url)
+    for i in range(250):  # Powertools prints a kept metric set once a metric holds 100 values
+        assert heartbeat(connection, f"quiet-{i % 5}")[0] == 200
+    connection.close()
+    assert '"CloudWatchMetrics"' not in endpoint.output()
+
+
 def test_concurrent_heartbeats_for_one_runner_count_exactly_and_last_seen_never_goes_back(
     endpoint: LocalProcess,
 ) -> None:
