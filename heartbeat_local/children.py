@@ -1,4 +1,4 @@
-"""The endpoint's two helper processes, beside the worker pool: the embedded store and the sweeper.
+"""The endpoint's two other processes, beside the worker pool: the embedded store and the sweeper.
 
 Each runs as ``python -m heartbeat_local.children store|sweeper``. Neither reacts to
 Ctrl-C (the terminal sends SIGINT to every process of the group): the store must outlive
@@ -88,7 +88,7 @@ def run_sweeper(interval: float) -> int:
 
 @dataclass
 class Child:
-    """A helper process started by the endpoint."""
+    """A child process started by the endpoint."""
 
     process: subprocess.Popen[str]
 
