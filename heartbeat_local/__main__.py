@@ -1,48 +1,129 @@
-"""``python -m heartbeat_local``: what ``make serve`` runs."""
+"""``python -m heartbeat_local``: what ``make serve`` runs.
+
+This process binds the port, starts the embedded store and the sweeper as processes of
+their own, then becomes gunicorn's arbiter over WORKERS execution environments. SIGTERM
+or Ctrl-C: the environments finish their in-flight requests, then the sweeper and the
+store stop, and it exits 0.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
-import threading
 
-from heartbeat_local.server import LocalEndpoint, ServeSettings
+from heartbeat_local.children import Child
+from heartbeat_local.server import STALE_EVENTS_QUEUE, ServeSettings, SettingError
+
+BACKLOG = 1024  # clients that connect together wait for an environment instead of being reset
 
 
 def main() -> int:
-    settings = ServeSettings.from_env(os.environ)
-    endpoint = LocalEndpoint(settings)
     try:
-        endpoint.start()
+        settings = ServeSettings.from_env(os.environ)
+        _check_handler_config(settings)
+    except SettingError as error:
+        print(f"make serve: {error}", file=sys.stderr)
+        return 2
+    try:
+        family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
     except OSError as error:
-        print(f"Cannot serve on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
+        print(f"make serve: cannot listen on {settings.host}:{settings.port}: {error.strerror}", file=sys.stderr)
         return 1
-    except ValueError as error:  # a bad setting: its message names the variable
-        print(f"Cannot start: {error}", file=sys.stderr)
-        return 1
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    host, port = listener.getsockname()[:2]
+    # Until gunicorn's arbiter takes the signals over, SIGTERM stops start-up as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    children: list[Child] = []
+    serving = False
+    master = os.getpid()  # gunicorn forks the workers inside pool.run(): they return through here too
+    try:
+        dynamodb, queue = _start_store(settings, children)
+        if settings.sweep_interval_seconds > 0:
+            children.append(Child.start("sweeper", repr(settings.sweep_interval_seconds)))
+        url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        from heartbeat_local.environment import EnvironmentPool
+
+        pool = EnvironmentPool(
+            listener.detach(),
+            settings.workers,
+            settings.access_log,
+            settings.switch_interval,
+            on_ready=lambda: _announce(settings, url, dynamodb, queue),
+        )
+        serving = True
+        try:
+            pool.run()
+        except SystemExit as stopped:  # gunicorn's arbiter ends with sys.exit once the workers are gone
+            if os.getpid() != master:
+                raise  # a worker's own exit: its status, and none of the cleanup below
+            return int(stopped.code or 0)
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C before the arbiter took over its signals
+        return 0
+    finally:
+        if os.getpid() == master:
+            if serving:
+                print("Stopping: in-flight requests finished; stopping the sweeper and the store", file=sys.stderr)
+            for child in reversed(children):
+                child.stop()
+
+
+def _check_handler_config(settings: ServeSettings) -> None:
+    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here."""
+    from heartbeat.config import Config, ConfigError
+
+    try:
+        Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+    except ConfigError as error:
+        raise SettingError(str(error)) from None
+
+
+def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, str | None]:
+    """Point every process at the store (embedded unless one is given); its DynamoDB URL and the events queue's."""
+    os.environ["TABLE_NAME"] = settings.table_name
+    # Metrics are CloudWatch EMF lines on stdout; locally they only bury the logs.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if settings.dynamodb_endpoint is not None:
+        return settings.dynamodb_endpoint, None
+    # The embedded store takes any credentials; never send real ones to it.
+    os.environ["AWS_ACCESS_KEY_ID"] = "local"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - a placeholder for the local store
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    store = Child.start("store", str(settings.dynamodb_port), settings.table_name, stdout=subprocess.PIPE)
+    children.append(store)
+    ready = store.process.stdout.readline().split() if store.process.stdout else []
+    if len(ready) != 2:
+        raise SystemExit("make serve: the embedded store did not start (see above)")
+    endpoint, queue = ready
+    # botocore's per-service variables: EventBridge's is _EVENTBRIDGE (its service id), not _EVENTS.
+    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS"):
+        os.environ[f"AWS_ENDPOINT_URL_{service}"] = endpoint
+    return endpoint, queue
+
+
+def _announce(settings: ServeSettings, url: str, dynamodb: str, queue: str | None) -> None:
     store = "embedded, in memory" if settings.dynamodb_endpoint is None else "external"
-    print(f"Heartbeat endpoint: {endpoint.url}", flush=True)
-    print(f"DynamoDB ({store}): {endpoint.dynamodb_endpoint}  table: {settings.table_name}", flush=True)
+    lines = [
+        f"Heartbeat endpoint: {url}  ({settings.workers} execution environments)",
+        f"DynamoDB ({store}): {dynamodb}  table: {settings.table_name}",
+    ]
     if settings.sweep_interval_seconds > 0:
-        print(f"Sweeper: every {settings.sweep_interval_seconds:g}s", flush=True)
-    print(
+        lines.append(f"Sweeper: every {settings.sweep_interval_seconds:g}s")
+    if queue is not None:
+        lines.append(f"Stale events: EventBridge -> SQS queue {STALE_EVENTS_QUEUE}")
+    lines += [
         "Try: .venv/bin/aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 "
-        f"--endpoint-url {endpoint.url} --region us-east-1 --no-sign-request",
-        flush=True,
-    )
-    print(
-        f"     .venv/bin/heartbeat-ops runners list --endpoint-url {endpoint.dynamodb_endpoint} "
-        f"--table {settings.table_name}",
-        flush=True,
-    )
-    stopping.wait()
-    print("Stopping: finishing in-flight requests", file=sys.stderr, flush=True)
-    endpoint.stop()
-    return 0
+        f"--endpoint-url {url} --region us-east-1 --no-sign-request",
+        f"     .venv/bin/heartbeat-ops runners list --endpoint-url {dynamodb} --table {settings.table_name}",
+    ]
+    if queue is not None:
+        lines.append(f"     .venv/bin/heartbeat-ops events --endpoint-url {dynamodb}")
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

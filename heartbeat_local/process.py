@@ -62,8 +62,14 @@ def local_endpoint(log_dir: Path, **settings: str) -> Iterator[LocalProcess]:
         **settings,
     }
     with log.open("wb") as sink:
+        # A process group of its own: the endpoint's workers, store and sweeper can be signalled and checked together.
         process = subprocess.Popen(
-            [sys.executable, "-m", "heartbeat_local"], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "heartbeat_local"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 60
@@ -83,5 +89,5 @@ def local_endpoint(log_dir: Path, **settings: str) -> Iterator[LocalProcess]:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

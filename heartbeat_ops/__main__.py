@@ -28,6 +28,7 @@ from heartbeat.observability import logger
 from heartbeat.runners import Status
 from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
 from heartbeat.sweeper import sweep
+from heartbeat_local.server import STALE_EVENTS_QUEUE
 from heartbeat_ops import view
 
 
@@ -74,7 +75,58 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="flag past a tripped mass-staleness guard (only once you have confirmed the runners are gone)",
     )
+    events = groups.add_parser(
+        "events",
+        help="read (and remove) the stale events a queue received, e.g. make serve's",
+        description="Reads the stale events that an EventBridge rule delivered to an SQS queue, one line each, "
+        "and deletes them from the queue once printed.",
+    )
+    events.add_argument("--endpoint-url", help="the endpoint `make serve` prints (its embedded store)")
+    events.add_argument("--queue", default=STALE_EVENTS_QUEUE, help=f"the queue's name (default: {STALE_EVENTS_QUEUE})")
+    events.add_argument(
+        "--region", help="the AWS region (default: the usual AWS configuration; us-east-1 with --endpoint-url)"
+    )
+    events.add_argument("--json", action="store_true", help="one JSON event per line, as EventBridge delivered it")
     return top
+
+
+def read_events(args: argparse.Namespace, out: TextIO) -> int:
+    """Print every stale event waiting in the queue, one line each, deleting each once printed; return how many."""
+    session = boto3.session.Session(region_name=args.region)
+    if args.endpoint_url and (session.region_name is None or session.get_credentials() is None):
+        session = boto3.session.Session(
+            region_name=session.region_name or "us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - a placeholder, only sent to --endpoint-url
+        )
+    sqs = session.client("sqs", endpoint_url=args.endpoint_url, config=CLIENT_CONFIG)
+    try:
+        return _drain_events(sqs, sqs.get_queue_url(QueueName=args.queue)["QueueUrl"], args.json, out)
+    except ClientError as error:
+        raise OperatorError(f"queue {args.queue!r}: {error.response['Error']['Message']}") from None
+    except (NoCredentialsError, NoRegionError):
+        raise
+    except BotoCoreError as error:
+        raise OperatorError(f"queue {args.queue!r}: {error}") from None
+
+
+def _drain_events(sqs: Any, queue_url: str, as_json: bool, out: TextIO) -> int:
+    count = 0
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        for message in batch:
+            event = json.loads(message["Body"])
+            if as_json:
+                out.write(json.dumps(event) + "\n")
+            else:
+                d = event.get("detail", {})
+                out.write(
+                    f"{d.get('staleAt')}  {d.get('taskrunnerId')}  workerGroup={d.get('workerGroup')}  "
+                    f"hostname={d.get('hostname')}  lastSeen={d.get('lastSeen')}  "
+                    f"staleAfterSeconds={d.get('staleAfterSeconds')}\n"
+                )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            count += 1
+    return count
 
 
 class Operator:
@@ -254,6 +306,10 @@ def main(
 def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err: TextIO) -> int:
     table = getattr(args, "table", None)
     try:
+        if args.group == "events":
+            if not read_events(args, out):
+                err.write(f"No stale events waiting in {args.queue}\n")
+            return 0
         operator = Operator(args, clock, out)
         table = operator.table
         getattr(operator, args.command)()

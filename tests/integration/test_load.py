@@ -81,6 +81,14 @@ def test_concurrent_clients_lose_no_heartbeat_and_see_no_error(endpoint: LocalPr
     assert counts == dict(sent)
 
 
+def test_no_metrics_blob_reaches_the_output_however_many_heartbeats(endpoint: LocalProcess) -> None:
+    connection = connect(endpoint.url)
+    for i in range(250):  # Powertools prints a kept metric set once a metric holds 100 values
+        assert heartbeat(connection, f"quiet-{i % 5}")[0] == 200
+    connection.close()
+    assert '"CloudWatchMetrics"' not in endpoint.output()
+
+
 def test_concurrent_heartbeats_for_one_runner_count_exactly_and_last_seen_never_goes_back(
     endpoint: LocalProcess,
 ) -> None:
@@ -152,3 +160,90 @@ def test_sigterm_finishes_the_in_flight_request_before_exiting(tmp_path: Path) -
         assert json.loads(response.read()) == {"terminate": False}
         sock.close()
         assert running.process.wait(timeout=30) == 0
+
+
+MIXED_CLIENTS = 16
+MIXED_EACH = 24
+
+
+def test_mixed_valid_and_invalid_concurrent_requests_each_get_their_own_answer(tmp_path: Path) -> None:
+    """16 clients at once, a third of their requests invalid, with thread switches forced in every server process.
+
+    Each answer must be its request's own: a unique request id, the status and __type that request
+    deserves, the message naming what only that request sent, and the exact count per runner stored.
+    """
+    ids: list[str] = []
+    wrong: list[object] = []
+    sent: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        connection = connect(running.url)
+        for i in range(MIXED_EACH):
+            runner_id, kind = f"mixed-{n}-{i % 3}", i % 6
+            headers, path = dict(TARGET), "/"
+            body = json.dumps({"taskrunnerId": runner_id, "hostname": f"host-{n}-{i}"})
+            if kind == 1:  # an empty id: the handler's validation error
+                body = json.dumps({"taskrunnerId": "", "hostname": f"host-{n}-{i}"})
+            elif kind == 3:  # an operation only this request names
+                headers["X-Amz-Target"] = f"DataPipeline.Nothing{n}x{i}"
+            elif kind == 5:  # a path only this request names
+                path = f"/nowhere-{n}-{i}"
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            request_id = response.getheader("x-amzn-RequestId") or ""
+            if kind in (0, 2, 4):
+                expected_ok = response.status == 200 and answer == {"terminate": False}
+            elif kind == 1:
+                expected_ok = response.status == 400 and answer["__type"] == "InvalidRequestException"
+            elif kind == 3:
+                expected_ok = response.status == 400 and f"Nothing{n}x{i}'" in answer.get("message", "")
+            else:
+                expected_ok = response.status == 404 and f"/nowhere-{n}-{i}" in answer.get("message", "")
+            with lock:
+                ids.append(request_id)
+                if kind in (0, 2, 4):
+                    sent[runner_id] += 1
+                if not expected_ok:
+                    wrong.append((n, i, kind, response.status, answer))
+        connection.close()
+
+    with local_endpoint(tmp_path, ACCESS_LOG="0", WORKERS="3", SWITCH_INTERVAL="0.000001") as running:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(MIXED_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts = {runner_id: count_of(running, runner_id) for runner_id in sent}
+    assert wrong == []
+    assert len(ids) == MIXED_CLIENTS * MIXED_EACH
+    assert "" not in ids
+    assert len(set(ids)) == len(ids)
+    assert counts == dict(sent)
+
+
+def test_sigterm_finishes_every_in_flight_request_before_exiting(tmp_path: Path) -> None:
+    with local_endpoint(tmp_path, WORKERS="2") as running:
+        parts = urlsplit(running.url)
+        sockets = []
+        for n in range(6):  # more in flight than environments: some wait for theirs
+            body = json.dumps({"taskrunnerId": f"draining-{n}"}).encode()
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+            head = (
+                "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: DataPipeline.ReportTaskRunnerHeartbeat\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:5])
+            sockets.append((sock, body))
+        time.sleep(1)  # let the workers accept them; not a timing assertion, the answers are
+        running.process.send_signal(signal.SIGTERM)
+        answers = []
+        for sock, body in sockets:
+            sock.sendall(body[5:])
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            answers.append((response.status, json.loads(response.read())))
+            sock.close()
+        assert running.process.wait(timeout=60) == 0
+    assert answers == [(200, {"terminate": False})] * 6

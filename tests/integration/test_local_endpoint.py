@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from heartbeat_local.process import FAKE_AWS, ROOT, local_endpoint
+import pytest
+
+from heartbeat.store import RunnerStore
+from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
+from heartbeat_ops.__main__ import main as ops_main
+
+HEARTBEAT = {"X-Amz-Target": "DataPipeline.ReportTaskRunnerHeartbeat", "Content-Type": "application/x-amz-json-1.1"}
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -23,15 +34,46 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str,
     return result
 
 
-def test_bad_setting_stops_start_up_naming_the_variable() -> None:
-    env = {**os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}", "PORT": "0",
-           "STALE_AFTER_SECONDS": "5", "RETENTION_SECONDS": "5"}  # fmt: skip
-    result = subprocess.run(
+def start_with(**settings: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}", "PORT": "0", **settings}
+    return subprocess.run(
         [sys.executable, "-m", "heartbeat_local"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
         check=False,
     )  # fmt: skip
+
+
+def test_bad_handler_setting_stops_start_up_naming_the_variable() -> None:
+    result = start_with(STALE_AFTER_SECONDS="5", RETENTION_SECONDS="5")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "make serve: RETENTION_SECONDS (5) must exceed STALE_AFTER_SECONDS (5), "
+        "or runners would expire before they could be flagged\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"PORT": "99999"}, "make serve: PORT must be from 0 to 65535, got '99999'"),
+        ({"PORT": "http"}, "make serve: PORT must be a whole number, got 'http'"),
+        ({"WORKERS": "0"}, "make serve: WORKERS must be from 1 to 256, got '0'"),
+        ({"SWEEP_INTERVAL_SECONDS": "-1"}, "make serve: SWEEP_INTERVAL_SECONDS must be at least 0, got '-1'"),
+        ({"SWEEP_INTERVAL_SECONDS": "nan"}, "make serve: SWEEP_INTERVAL_SECONDS must be at least 0, got 'nan'"),
+        ({"HOST": "no-such-host.invalid"},
+         "make serve: HOST 'no-such-host.invalid' is not an address or a name this machine can resolve"),
+    ],
+)  # fmt: skip
+def test_bad_serve_setting_ends_with_one_line_and_exit_2(settings: dict[str, str], message: str) -> None:
+    result = start_with(**settings)
+    assert (result.returncode, result.stderr, result.stdout) == (2, message + "\n", "")
+
+
+def test_a_port_in_use_ends_with_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        result = start_with(PORT=str(taken.getsockname()[1]))
     assert result.returncode == 1
-    assert "RETENTION_SECONDS (5) must exceed STALE_AFTER_SECONDS (5)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "cannot listen on 127.0.0.1:" in result.stderr
 
 
 def test_raw_http_answer_has_exactly_the_protocol_headers(tmp_path: Path) -> None:
@@ -42,7 +84,8 @@ def test_raw_http_answer_has_exactly_the_protocol_headers(tmp_path: Path) -> Non
             {"X-Amz-Target": "DataPipeline.ReportTaskRunnerHeartbeat", "Content-Type": "application/x-amz-json-1.1"},
         )
     assert (status, body) == (200, b'{"terminate":false}')
-    assert set(headers) == {"Content-Type", "Date", "x-amzn-RequestId", "Content-Length"}
+    # The protocol's headers, once each, and only HTTP's own beside them (no handler internals leak).
+    assert set(headers) == {"Content-Type", "Date", "x-amzn-RequestId", "Content-Length", "Connection", "Server"}
     assert headers["Content-Type"] == "application/x-amz-json-1.1"
 
 
@@ -60,7 +103,28 @@ def test_sigterm_stops_the_endpoint_cleanly(tmp_path: Path) -> None:
     with local_endpoint(tmp_path) as running:
         process = running.process
     assert process.returncode == 0
-    assert "Stopping: finishing in-flight requests" in running.output()
+    assert "Stopping: in-flight requests finished" in running.output()
+    assert_group_gone(process.pid)
+
+
+def assert_group_gone(group: int) -> None:
+    """No process of the endpoint's group (workers, store, sweeper) outlives it."""
+    for _ in range(100):
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    alive = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(group)], capture_output=True, text=True, check=False)
+    raise AssertionError(f"left behind:\n{alive.stdout}")
+
+
+def test_ctrl_c_stops_every_process_of_the_endpoint(tmp_path: Path) -> None:
+    with local_endpoint(tmp_path, WORKERS="3", SWEEP_INTERVAL_SECONDS="1") as running:
+        assert post(running.url, b'{"taskrunnerId":"before-ctrl-c"}', HEARTBEAT)[0] == 200
+        os.killpg(running.process.pid, signal.SIGINT)  # what the terminal does: the whole group
+        assert running.process.wait(timeout=60) == 0
+    assert_group_gone(running.process.pid)
 
 
 def test_body_over_the_gateway_limit_is_refused_by_the_gateway_in_awsjson(tmp_path: Path) -> None:
@@ -80,3 +144,39 @@ def test_body_over_the_gateway_limit_is_refused_by_the_gateway_in_awsjson(tmp_pa
     )  # fmt: skip
     assert headers["Date"]
     assert headers["x-amzn-RequestId"]
+
+
+def read_events(running: LocalProcess) -> list[dict[str, Any]]:
+    out, err = io.StringIO(), io.StringIO()
+    assert ops_main(["events", "--endpoint-url", running.dynamodb_url, "--json"], out=out, err=err) == 0, err.getvalue()
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def sweeps_after(running: LocalProcess, moment: float) -> bool:
+    state = RunnerStore(running.table, client=running.dynamodb()).load_sweep_state()
+    return state is not None and state.last_sweep_at > moment
+
+
+def test_a_flagged_runners_stale_event_arrives_exactly_once(tmp_path: Path) -> None:
+    settings = {"SWEEP_INTERVAL_SECONDS": "0.3", "STALE_AFTER_SECONDS": "2", "RETENTION_SECONDS": "600"}
+    with local_endpoint(tmp_path, **settings) as running:
+        assert post(running.url, b'{"taskrunnerId":"goes-silent","workerGroup":"wg"}', HEARTBEAT)[0] == 200
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 90  # a bound on waiting, not an assertion about speed
+        while not events and time.monotonic() < deadline:
+            events += read_events(running)
+            time.sleep(0.2)
+        # Several more sweeps complete after the flag: none may send the event again.
+        for _ in range(3):
+            moment = time.time()
+            while not sweeps_after(running, moment) and time.monotonic() < deadline + 60:
+                time.sleep(0.2)
+        events += read_events(running)
+        _, _, answer = post(running.url, b'{"taskrunnerId":"goes-silent"}', HEARTBEAT)
+        output = running.output()
+    assert [(e["source"], e["detail-type"], e["detail"]["taskrunnerId"]) for e in events] == [
+        ("taskrunner.heartbeat", "Task Runner Stale", "goes-silent")
+    ]
+    assert events[0]["detail"]["workerGroup"] == "wg"
+    assert json.loads(answer) == {"terminate": True}
+    assert "Sweep: 1 runners flagged stale, 1 stale events published, 0 owed" in output
