@@ -59,8 +59,9 @@ def _powertools_layer(settings: DeploySettings, session: boto3.session.Session, 
             return [
                 f"powertoolsLayerArn is in {layer_region}, but Lambda takes layers of its own region only: {override}"
             ]
+        layer, _, version = settings.powertools_layer_arn.rpartition(":")
         try:
-            session.client("lambda").get_layer_version_by_arn(Arn=settings.powertools_layer_arn)
+            session.client("lambda").get_layer_version(LayerName=layer, VersionNumber=int(version))
         except ClientError as error:
             if _code(error) in ("ResourceNotFoundException", "AccessDeniedException"):
                 return [
@@ -79,12 +80,17 @@ def _powertools_layer(settings: DeploySettings, session: boto3.session.Session, 
 
 
 def _vpc_endpoints(settings: DeploySettings, session: boto3.session.Session, region: str) -> list[str]:
-    wanted = list(settings.vpc_endpoint_ids)
-    found = session.client("ec2").describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-id", "Values": wanted}])
-    by_id = {endpoint["VpcEndpointId"]: endpoint for endpoint in found["VpcEndpoints"]}
+    ec2 = session.client("ec2")
+    by_id: dict[str, Any] = {}
+    for vpce in settings.vpc_endpoint_ids:  # one by one: a single unknown id fails the whole call
+        try:
+            [by_id[vpce]] = ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"]
+        except ClientError as error:
+            if not _code(error).startswith("InvalidVpcEndpointId"):
+                raise
     service = f"com.amazonaws.{region}.execute-api"
     problems = []
-    for vpce in wanted:
+    for vpce in settings.vpc_endpoint_ids:
         endpoint = by_id.get(vpce)
         if endpoint is None:
             problems.append(f"VPC endpoint {vpce} does not exist in {region}: check -c vpcEndpointIds=...")
