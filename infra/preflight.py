@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.api import STAGE
 from infra.functions import POWERTOOLS_VERSION, powertools_parameter_name
-from infra.settings import DeploySettings, SettingsError
+from infra.settings import DEFAULT_STACK_NAME, DeploySettings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +34,15 @@ def check(context: Mapping[str, Any], session: boto3.session.Session) -> list[st
     if not region:
         return ["No AWS region configured: set AWS_REGION (or your profile's region) to the region to deploy to"]
     checks: list[Callable[[DeploySettings, boto3.session.Session, str], list[str]]] = [_powertools_layer]
+    if settings.alarm_topic_arn:
+        checks.append(_alarm_topic)
+    if not settings.is_alb:
+        stack_name = str(context.get("stackName") or DEFAULT_STACK_NAME)
+
+        def execution_log_group(_: DeploySettings, session: boto3.session.Session, region: str) -> list[str]:
+            return _execution_log_group(stack_name, session, region)
+
+        checks.append(execution_log_group)
     if settings.is_private:
         checks.append(_vpc_endpoints)
     if settings.is_alb:
@@ -182,6 +192,43 @@ def _api_gateway_logging_role(settings: DeploySettings, session: boto3.session.S
         "set one in API Gateway's settings, or pass -c apiGatewayCloudWatchRole=true to have the stack set it "
         "(it replaces the account's role in this region, and stays after the stack is destroyed)"
     ]
+
+
+def _alarm_topic(settings: DeploySettings, session: boto3.session.Session, region: str) -> list[str]:
+    arn = str(settings.alarm_topic_arn)
+    try:
+        attributes = session.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"]
+    except ClientError as error:
+        if _code(error) == "NotFound":
+            return [f"Alarm topic {arn} does not exist: check -c alarmTopicArn=..."]
+        raise
+    if attributes.get("KmsMasterKeyId", "").endswith("alias/aws/sns"):
+        return [
+            f"Alarm topic {arn} is encrypted with alias/aws/sns, which CloudWatch cannot use: no alarm would arrive; "
+            "re-encrypt it with a customer-managed key CloudWatch may use, or leave -c alarmTopicArn out"
+        ]
+    return []
+
+
+def _execution_log_group(stack_name: str, session: boto3.session.Session, region: str) -> list[str]:
+    """A stack deployed before the execution log group was the stack's own: API Gateway made it, with no retention."""
+    try:
+        resources = session.client("cloudformation").describe_stack_resources(StackName=stack_name)["StackResources"]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return []  # a first deploy: API Gateway has not logged anything yet
+        raise
+    owned = {r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::Logs::LogGroup"}
+    problems = []
+    for api in (r for r in resources if r["ResourceType"] == "AWS::ApiGateway::RestApi"):
+        name = f"API-Gateway-Execution-Logs_{api['PhysicalResourceId']}/{STAGE}"
+        found = session.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        if name not in owned and any(group["logGroupName"] == name for group in found):
+            problems.append(
+                f"Log group {name} exists outside the stack (API Gateway created it, with no retention), and the "
+                f"stack now creates it with one: delete it first (aws logs delete-log-group --log-group-name {name})"
+            )
+    return problems
 
 
 def _code(error: ClientError) -> str:

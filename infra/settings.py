@@ -23,6 +23,7 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 ENDPOINT_TYPES = ("private", "regional", "alb")
+DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
 # Ranges a regional API never sees as aws:SourceIp: it is the caller's public address (private,
 # shared and link-local ranges are translated before they reach AWS; loopback never leaves a host),
 # and the key is absent altogether for calls through a VPC endpoint.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -212,3 +213,34 @@ def test_make_deploy_runs_the_preflight_before_cdk_deploy() -> None:
     [check] = [i for i, line in enumerate(lines) if "-m infra.preflight -c endpointType=private" in line]
     [deploy] = [i for i, line in enumerate(lines) if "cdk deploy" in line]
     assert check < deploy
+
+
+def test_a_given_alarm_topic_under_the_aws_managed_key_is_refused(aws: boto3.session.Session) -> None:
+    publish_powertools_parameter()
+    set_api_gateway_logging_role(aws)
+    sns = aws.client("sns")
+    managed = sns.create_topic(Name="ops", Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
+    [line] = preflight.check(private(execute_api_endpoint(aws), alarmTopicArn=managed), aws)
+    assert line.startswith(f"Alarm topic {managed} is encrypted with alias/aws/sns, which CloudWatch cannot use")
+    missing = managed.replace(":ops", ":gone")
+    [line] = preflight.check(private(execute_api_endpoint(aws), alarmTopicArn=missing), aws)
+    assert line == f"Alarm topic {missing} does not exist: check -c alarmTopicArn=..."
+
+
+def test_an_upgrade_over_api_gateways_own_execution_log_group_is_told_to_delete_it(
+    aws: boto3.session.Session,
+) -> None:
+    # Stacks deployed before this one let API Gateway create the group (no retention); creating it now
+    # under the same name would fail the deploy half-way.
+    publish_powertools_parameter()
+    set_api_gateway_logging_role(aws)
+    template = {"Resources": {"Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "old"}}}}
+    aws.client("cloudformation").create_stack(StackName="HeartbeatOld", TemplateBody=json.dumps(template))
+    [api] = aws.client("cloudformation").describe_stack_resources(StackName="HeartbeatOld")["StackResources"]
+    context = private(execute_api_endpoint(aws), stackName="HeartbeatOld")
+    assert preflight.check(context, aws) == []  # nothing logged yet: nothing in the way
+    name = f"API-Gateway-Execution-Logs_{api['PhysicalResourceId']}/v1"
+    aws.client("logs").create_log_group(logGroupName=name)
+    [line] = preflight.check(context, aws)
+    assert line.startswith(f"Log group {name} exists outside the stack")
+    assert f"aws logs delete-log-group --log-group-name {name}" in line
