@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 
@@ -114,7 +115,9 @@ def test_help_text_suggests_only_ranges_each_mode_can_match() -> None:
 
     regional = next(line for line in ACCESS_HELP.splitlines() if "endpointType=regional -c" in line)
     cidrs = regional.split("allowedSourceCidrs=")[1].split()[0].strip("[]").replace("[", "").split(",")
+    private = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
     for cidr in cidrs:
+        assert not any(ipaddress.ip_network(cidr).subnet_of(p) for p in private), cidr  # type: ignore[arg-type]
         settings(endpointType="regional", allowedSourceCidrs=cidr)  # raises if it could never match
 
 
