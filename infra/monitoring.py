@@ -208,9 +208,9 @@ class Monitoring(Construct):
             alarm.add_ok_action(action)
 
         minute = Duration.minutes(1)
-        self.dashboard = cw.Dashboard(
-            self, "Dashboard", dashboard_name=Stack.of(self).stack_name, default_interval=Duration.hours(6)
-        )
+        # Left for CloudFormation to name: dashboards are global to the account, so a name taken from the
+        # stack would collide between two regions' stacks of the same name.
+        self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Heartbeats and terminate answers per minute",
