@@ -249,8 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m infra.preflight", description="Check the target account and region before cdk deploy."
     )
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--profile", help="the AWS profile cdk deploy is given, if any")
     args, _cdk_options = parser.parse_known_args(argv)
-    problems = check(read_context(args.context), boto3.session.Session())
+    try:
+        session = boto3.session.Session(profile_name=args.profile)
+    except BotoCoreError as error:
+        print(f"preflight: {error}: check --profile and your AWS configuration", file=sys.stderr)
+        return 1
+    problems = check(read_context(args.context), session)
     for problem in problems:
         print(f"preflight: {problem}", file=sys.stderr)
     if problems:

@@ -244,3 +244,13 @@ def test_an_upgrade_over_api_gateways_own_execution_log_group_is_told_to_delete_
     [line] = preflight.check(context, aws)
     assert line.startswith(f"Log group {name} exists outside the stack")
     assert f"aws logs delete-log-group --log-group-name {name}" in line
+
+
+def test_main_checks_the_profile_cdk_deploy_is_given(
+    aws: boto3.session.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CONTEXT may carry --profile for cdk deploy: the preflight must look at that account, not the default one.
+    argv = ["-c", "endpointType=private", "-c", "vpcEndpointIds=vpce-0123456789abcdef0", "--profile", "no-such-profile"]
+    assert preflight.main(argv) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("preflight: The config profile (no-such-profile) could not be found")
