@@ -81,6 +81,7 @@ synth: $(VENV)/.installed node_modules/.installed
 
 deploy: $(VENV)/.installed node_modules/.installed
 	@test -n "$(strip $(CONTEXT))" || { echo "Give the access context, e.g. make deploy CONTEXT='-c endpointType=private -c vpcEndpointIds=vpce-...' (see README, Deploy)"; exit 2; }
+	$(PY) -m infra.preflight $(CONTEXT)
 	$(CDK) deploy $(CDK_FLAGS) $(CONTEXT) --outputs-file cdk-outputs.json
 
 diff: $(VENV)/.installed node_modules/.installed

@@ -8,14 +8,14 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.settings import DeploySettings, SettingsError
+from infra.settings import DEFAULT_STACK_NAME, DeploySettings, SettingsError
 from infra.stack import HeartbeatStack
 
 
 def build_app(app: cdk.App) -> HeartbeatStack:
     """Add the stack, configured from the app's context, and the cdk-nag checks."""
     settings = DeploySettings.from_context(app.node.try_get_context)
-    stack_name = app.node.try_get_context("stackName") or "TaskRunnerHeartbeat"
+    stack_name = app.node.try_get_context("stackName") or DEFAULT_STACK_NAME
     stack = HeartbeatStack(
         app,
         stack_name,

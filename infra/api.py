@@ -1,31 +1,35 @@
-"""The REST API: one POST / route to the handler, reachable only as the access settings allow."""
+"""The REST API: every method and path to the handler, reachable only as the access settings allow."""
 
 from __future__ import annotations
 
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.monitoring import FrontDoorSignals
 from infra.settings import DeploySettings
 
 STAGE = "v1"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
 # Errors API Gateway answers itself (Lambda never reached), rewritten into the awsJson envelope
-# so that SDKs raise a named exception: (response type, status, code).
-GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str, str], ...] = (
-    (apigw.ResponseType.DEFAULT_4_XX, "400", "InvalidRequestException"),
-    (apigw.ResponseType.DEFAULT_5_XX, "500", "InternalServiceError"),
+# so that SDKs raise a named exception: (response type, status, code). Each keeps its own status;
+# DEFAULT_4XX/5XX get no status (None), so every other type keeps the status API Gateway gives it
+# (a status there would apply to every 4XX/5XX type without a response of its own, e.g. WAF's 403).
+GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str | None, str], ...] = (
     (apigw.ResponseType.THROTTLED, "429", "ThrottlingException"),
     (apigw.ResponseType.QUOTA_EXCEEDED, "429", "ThrottlingException"),
     (apigw.ResponseType.ACCESS_DENIED, "403", "AccessDeniedException"),
-    (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "404", "NotFoundException"),
     (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "RequestEntityTooLargeException"),
-    (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "InternalServiceError"),
     (apigw.ResponseType.INTEGRATION_FAILURE, "502", "InternalServiceError"),
+    (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "InternalServiceError"),
+    (apigw.ResponseType.DEFAULT_4_XX, None, "InvalidRequestException"),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "InternalServiceError"),
 )
 
 
@@ -52,13 +56,17 @@ class HeartbeatApi(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # Named after the stack: the alarms and the dashboard select the API by this name, and two
+            # stacks in one account and region must not read each other's metrics.
+            rest_api_name=Stack.of(self).stack_name,
             description="Drop-in AWS Data Pipeline ReportTaskRunnerHeartbeat endpoint",
             endpoint_configuration=apigw.EndpointConfiguration(types=[endpoint], vpc_endpoints=vpc_endpoints or None),
             policy=self._resource_policy(settings),
             # Hand the handler the exact request bytes, whatever the Content-Type.
             binary_media_types=["*/*"],
-            # Access and execution logs need the account's API Gateway CloudWatch Logs role.
-            cloud_watch_role=True,
+            # The account-and-region singleton AWS::ApiGateway::Account overwrites any CloudWatch role
+            # the account already has (and is kept on destroy): only when asked for.
+            cloud_watch_role=settings.api_gateway_cloudwatch_role,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 throttling_rate_limit=settings.throttle_rate,
@@ -81,16 +89,24 @@ class HeartbeatApi(Construct):
                 ),
             ),
         )
-        self.api.root.add_method(
-            "POST",
-            apigw.LambdaIntegration(handler, proxy=True),
-            # Clients sign for the Data Pipeline service, which API Gateway cannot verify:
-            # access is controlled by the resource policy (network edge) instead.
-            authorization_type=apigw.AuthorizationType.NONE,
+        # API Gateway creates the execution log group on first use, without a retention. Created here
+        # first, under the name API Gateway writes to, it keeps the configured retention.
+        self.execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=settings.log_retention,
         )
+        self.api.deployment_stage.node.add_dependency(self.execution_logs)
+        # Every method on / and on every path goes to the handler, which answers 404/405 itself in the
+        # awsJson envelope exactly as under make serve. Clients sign for the Data Pipeline service, which
+        # API Gateway cannot verify: access is controlled by the resource policy (network edge) instead.
+        integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
+        for resource in (self.api.root, self.api.root.add_resource("{proxy+}")):
+            resource.add_method("ANY", integration, authorization_type=apigw.AuthorizationType.NONE)
         for response_type, status, code in GATEWAY_ERRORS:
             self.api.add_gateway_response(
-                f"{code}{status}{response_type.response_type}",
+                f"{code}{status or ''}{response_type.response_type}",
                 type=response_type,
                 status_code=status,
                 response_headers={"Content-Type": f"'{CONTENT_TYPE}'", "x-amzn-ErrorType": f"'{code}'"},
@@ -100,6 +116,25 @@ class HeartbeatApi(Construct):
     @property
     def url(self) -> str:
         return self.api.url
+
+    def signals(self) -> FrontDoorSignals:
+        """API Gateway's own metrics for this API (by its name, the stack's) and stage."""
+        dimensions = {"ApiName": self.api.rest_api_name, "Stage": STAGE}
+
+        def metric(name: str, statistic: str, minutes: int) -> cw.Metric:
+            return cw.Metric(
+                namespace="AWS/ApiGateway", metric_name=name, dimensions_map=dimensions,
+                statistic=statistic, period=Duration.minutes(minutes),
+            )  # fmt: skip
+
+        return FrontDoorSignals(
+            label="API",
+            alarm_id="Api5xxRate",
+            error_rate_5xx=metric("5XXError", "Average", 5),  # 0 or 1 per request: the average is the share
+            errors=(metric("4XXError", "Sum", 1), metric("5XXError", "Sum", 1)),
+            latency=(metric("Latency", "p50", 1), metric("Latency", "p99", 1)),
+            latency_unit="ms",
+        )
 
     @staticmethod
     def _resource_policy(settings: DeploySettings) -> iam.PolicyDocument:

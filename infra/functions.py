@@ -19,12 +19,15 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 POWERTOOLS_VERSION = "3.37.0"
 
 
+def powertools_parameter_name() -> str:
+    """AWS's public SSM parameter holding the Powertools layer ARN for this runtime, architecture and version."""
+    return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{POWERTOOLS_VERSION}"
+
+
 def powertools_layer(scope: Construct, layer_arn: str | None) -> lambda_.ILayerVersion:
     """The AWS-managed Powertools layer for this runtime and architecture, pinned to POWERTOOLS_VERSION."""
     if layer_arn is None:
-        layer_arn = ssm.StringParameter.value_for_string_parameter(
-            scope, f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{POWERTOOLS_VERSION}"
-        )
+        layer_arn = ssm.StringParameter.value_for_string_parameter(scope, powertools_parameter_name())
     return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", layer_arn)
 
 
@@ -80,6 +83,13 @@ class HeartbeatFunction(Construct):
             },
             layers=[layer],
             log_group=self.log_group,
+            # JSON lets Lambda filter by level. Application logs at INFO keep the handlers' INFO lines
+            # and the EMF metric lines (no "level" key, so Lambda counts them as INFO: a stricter level
+            # would drop the metrics the alarms read). Platform logs at WARN drop the START/END/REPORT
+            # lines paid for on every heartbeat; Lambda's own metrics still count every invocation.
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
             tracing=lambda_.Tracing.ACTIVE,
             role=self.role,
         )

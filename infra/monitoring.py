@@ -7,11 +7,13 @@ flagged, the guard), which that library would wrap in as much code as it saves.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
-from aws_cdk import aws_apigateway as apigw
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -29,6 +31,74 @@ def service_metric(name: str, period: Duration, statistic: str = "Sum") -> cw.Me
     )
 
 
+@dataclass(frozen=True)
+class FrontDoorSignals:
+    """What the alarms and the dashboard read from the front door (REST API or load balancer)."""
+
+    label: str  # "API" or "Load balancer", for titles and descriptions
+    alarm_id: str  # the 5XX-rate alarm's construct id and name suffix
+    error_rate_5xx: cw.IMetric  # share of requests answered with a 5XX, per 5 minutes
+    errors: tuple[cw.IMetric, ...]  # 4XX and 5XX counts per minute
+    latency: tuple[cw.IMetric, ...]  # p50 and p99 per minute
+    latency_unit: str  # "ms" or "s"
+
+
+class AlarmTopic(Construct):
+    """An SNS topic CloudWatch alarms can actually deliver to.
+
+    Encrypted with a customer-managed key: the AWS-managed alias/aws/sns key's policy cannot let
+    CloudWatch use it, so alarms under it are never delivered. The key lets cloudwatch.amazonaws.com
+    encrypt for this topic, and the topic policy (which replaces SNS's default one once enforce_ssl
+    writes its TLS-only Deny) lets it publish; both only for this account's alarms named after the stack.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, alarm_name_prefix: str) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        conditions = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch", resource="alarm", resource_name=f"{alarm_name_prefix}*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            },
+        }  # fmt: skip
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts the task runner heartbeat alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsMayEncryptForTheTopic",
+                principals=[cloudwatch],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=conditions,
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            display_name="Task runner heartbeat alarms",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsMayPublish",
+                principals=[cloudwatch],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=conditions,
+            )
+        )
+
+
 class Monitoring(Construct):
     """The alarms and the dashboard."""
 
@@ -37,7 +107,7 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        api: apigw.RestApi,
+        front_door: FrontDoorSignals,
         handler: lambda_.Function,
         sweeper: lambda_.Function,
         table: dynamodb.ITable,
@@ -46,28 +116,14 @@ class Monitoring(Construct):
         alarm_topic_arn: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Alarm names start with the stack's name: unique per stack, and what the topic's and the
+        # key's policies match CloudWatch's aws:SourceArn against.
+        prefix = f"{Stack.of(self).stack_name}-"
         if alarm_topic_arn:
             self.topic: sns.ITopic = sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn)
         else:
-            self.topic = sns.Topic(
-                self,
-                "AlarmTopic",
-                display_name="Task runner heartbeat alarms",
-                master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-                enforce_ssl=True,
-            )
+            self.topic = AlarmTopic(self, "Alarms", alarm_name_prefix=prefix).topic
         five = Duration.minutes(5)
-        stage = api.deployment_stage.stage_name
-        api_dims = {"ApiName": api.rest_api_name, "Stage": stage}
-
-        def api_metric(name: str, statistic: str = "Sum", period: Duration = five) -> cw.Metric:
-            return cw.Metric(
-                namespace="AWS/ApiGateway",
-                metric_name=name,
-                dimensions_map=api_dims,
-                statistic=statistic,
-                period=period,
-            )
 
         sweep_window = Duration.minutes(max(3 * sweep_interval_minutes, 15))
 
@@ -76,6 +132,7 @@ class Monitoring(Construct):
             return cw.Alarm(
                 self,
                 name,
+                alarm_name=prefix + name,
                 alarm_description=description,
                 metric=metric,
                 threshold=1,
@@ -85,11 +142,13 @@ class Monitoring(Construct):
             )
 
         self.alarms = {
-            "Api5xxRate": cw.Alarm(
+            front_door.alarm_id: cw.Alarm(
                 self,
-                "Api5xxRate",
-                alarm_description="More than 5% of heartbeats failed with a 5XX: runners may look dead",
-                metric=api_metric("5XXError", "Average"),
+                front_door.alarm_id,
+                alarm_name=prefix + front_door.alarm_id,
+                alarm_description=f"More than 5% of heartbeats failed with a 5XX ({front_door.label}): "
+                "runners may look dead",
+                metric=front_door.error_rate_5xx,
                 threshold=0.05,
                 evaluation_periods=3,
                 datapoints_to_alarm=2,
@@ -99,6 +158,7 @@ class Monitoring(Construct):
             "SweeperNotRunning": cw.Alarm(
                 self,
                 "SweeperNotRunning",
+                alarm_name=prefix + "SweeperNotRunning",
                 alarm_description="The sweeper has not completed a run: silent runners are not being flagged",
                 metric=service_metric("SweepsCompleted", sweep_window),
                 threshold=1,
@@ -148,6 +208,8 @@ class Monitoring(Construct):
             alarm.add_ok_action(action)
 
         minute = Duration.minutes(1)
+        # Left for CloudFormation to name: dashboards are global to the account, so a name taken from the
+        # stack would collide between two regions' stacks of the same name.
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
         self.dashboard.add_widgets(
             cw.GraphWidget(
@@ -161,14 +223,10 @@ class Monitoring(Construct):
                 right=[service_metric("RunnersExamined", five, "Maximum")],
                 width=12,
             ),
+            cw.GraphWidget(title=f"{front_door.label} errors (4XX, 5XX)", left=list(front_door.errors), width=12),
             cw.GraphWidget(
-                title="API errors (4XX, 5XX)",
-                left=[api_metric("4XXError", period=minute), api_metric("5XXError", period=minute)],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="API latency p50 / p99 (ms)",
-                left=[api_metric("Latency", "p50", minute), api_metric("Latency", "p99", minute)],
+                title=f"{front_door.label} latency p50 / p99 ({front_door.latency_unit})",
+                left=list(front_door.latency),
                 width=12,
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),

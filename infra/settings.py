@@ -14,11 +14,36 @@ from aws_cdk import aws_logs as logs
 ACCESS_HELP = (
     "Choose who can reach the endpoint (it is never open by default):\n"
     "  -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0[,vpce-...]   "
-    "(private REST API, reachable only through those execute-api VPC endpoints)\n"
-    "  -c endpointType=regional -c allowedSourceCidrs=10.0.0.0/16[,192.0.2.0/24]     "
-    "(regional REST API, resource policy allows only those source ranges)\n"
+    "(private REST API, reachable only through those execute-api VPC endpoints: callers inside a VPC)\n"
+    "  -c endpointType=regional -c allowedSourceCidrs=203.0.113.0/24[,198.51.100.7/32]  "
+    "(regional REST API, resource policy allows only those PUBLIC source ranges)\n"
+    "  -c endpointType=alb -c vpcId=vpc-... -c subnetIds=subnet-...,subnet-... -c certificateArn=arn:aws:acm:... "
+    "-c allowedSourceCidrs=10.0.0.0/16 (or -c allowedSecurityGroupIds=sg-...)   "
+    "(internal Application Load Balancer in your VPC, HTTPS)\n"
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
+ENDPOINT_TYPES = ("private", "regional", "alb")
+DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
+# Ranges a regional API never sees as aws:SourceIp: it is the caller's public address (private,
+# shared and link-local ranges are translated before they reach AWS; loopback never leaves a host),
+# and the key is absent altogether for calls through a VPC endpoint.
+NEVER_A_PUBLIC_SOURCE = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # private (RFC 1918)
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT, RFC 6598)
+        "127.0.0.0/8", "::1/128",  # loopback
+        "169.254.0.0/16", "fe80::/10",  # link-local
+        "fc00::/7",  # IPv6 unique local (private)
+    )
+)  # fmt: skip
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+# Context keys that only the ALB front door takes.
+_ALB_KEYS = ("vpcId", "subnetIds", "certificateArn", "allowedSecurityGroupIds", "albPlainHttp", "albAccessLogBucket")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _VPC_ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 _EVENT_BUS_NAME = re.compile(r"^[A-Za-z0-9._\-/]{1,256}$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
@@ -44,6 +69,13 @@ class DeploySettings:
     endpoint_type: str
     vpc_endpoint_ids: tuple[str, ...] = ()
     allowed_source_cidrs: tuple[str, ...] = ()
+    # The internal ALB front door (endpointType=alb) only.
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    certificate_arn: str | None = None
+    allowed_security_group_ids: tuple[str, ...] = ()
+    alb_plain_http: bool = False
+    alb_access_log_bucket: str | None = None
     stale_after_minutes: int = 45
     retention_days: int = 7
     sweep_interval_minutes: int = 5
@@ -58,10 +90,15 @@ class DeploySettings:
     sdk_tracing: bool = False
     event_bus_name: str = "default"
     stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
+    api_gateway_cloudwatch_role: bool = False
 
     @property
     def is_private(self) -> bool:
         return self.endpoint_type == "private"
+
+    @property
+    def is_alb(self) -> bool:
+        return self.endpoint_type == "alb"
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -70,37 +107,9 @@ class DeploySettings:
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> DeploySettings:
         """Read and check the settings; get is node.try_get_context."""
-        endpoint_type = _text(get("endpointType"))
-        vpc_endpoint_ids = _list(get("vpcEndpointIds"))
-        cidrs = _list(get("allowedSourceCidrs"))
-        if endpoint_type is None:
-            raise SettingsError("No access context given. " + ACCESS_HELP)
-        if endpoint_type not in ("private", "regional"):
-            raise SettingsError(f"endpointType must be 'private' or 'regional', got {endpoint_type!r}. " + ACCESS_HELP)
-        if endpoint_type == "private":
-            if not vpc_endpoint_ids or cidrs:
-                raise SettingsError(
-                    "endpointType=private needs vpcEndpointIds (and takes no allowedSourceCidrs). " + ACCESS_HELP
-                )
-            for vpce in vpc_endpoint_ids:
-                if not _VPC_ENDPOINT_ID.match(vpce):
-                    raise SettingsError(
-                        f"vpcEndpointIds: {vpce!r} is not a VPC endpoint id like vpce-0123456789abcdef0"
-                    )
-        else:
-            if not cidrs or vpc_endpoint_ids:
-                raise SettingsError(
-                    "endpointType=regional needs allowedSourceCidrs (and takes no vpcEndpointIds). " + ACCESS_HELP
-                )
-            for cidr in cidrs:
-                try:
-                    ipaddress.ip_network(cidr, strict=True)
-                except ValueError as error:
-                    raise SettingsError(f"allowedSourceCidrs: {cidr!r} is not a CIDR block ({error})") from None
+        access = _access(get)
         settings = cls(
-            endpoint_type=endpoint_type,
-            vpc_endpoint_ids=vpc_endpoint_ids,
-            allowed_source_cidrs=cidrs,
+            **access,
             stale_after_minutes=_int(get, "staleAfterMinutes", 45, 1, 7 * 24 * 60),
             retention_days=_int(get, "retentionDays", 7, 1, 365),
             sweep_interval_minutes=_int(get, "sweepIntervalMinutes", 5, 1, 60),
@@ -115,6 +124,7 @@ class DeploySettings:
             sdk_tracing=_bool(get, "sdkTracing", False),
             event_bus_name=_text(get("eventBusName")) or "default",
             stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
+            api_gateway_cloudwatch_role=_bool(get, "apiGatewayCloudWatchRole", False),
         )
         settings._check()
         return settings
@@ -153,6 +163,112 @@ class DeploySettings:
             raise SettingsError(f"alarmTopicArn: {self.alarm_topic_arn!r} is not an SNS topic ARN")
         if self.powertools_layer_arn is not None and not _LAYER_ARN.match(self.powertools_layer_arn):
             raise SettingsError(f"powertoolsLayerArn: {self.powertools_layer_arn!r} is not a Lambda layer version ARN")
+
+
+def _access(get: Callable[[str], Any]) -> dict[str, Any]:
+    """Who can reach the endpoint: the front door and its access list, checked per mode."""
+    endpoint_type = _text(get("endpointType"))
+    vpc_endpoint_ids = _list(get("vpcEndpointIds"))
+    cidrs = _list(get("allowedSourceCidrs"))
+    if endpoint_type is None:
+        raise SettingsError("No access context given. " + ACCESS_HELP)
+    if endpoint_type not in ENDPOINT_TYPES:
+        raise SettingsError(
+            f"endpointType must be 'private', 'regional' or 'alb', got {endpoint_type!r}. " + ACCESS_HELP
+        )
+    if endpoint_type != "alb":
+        given = [key for key in _ALB_KEYS if _text(get(key)) is not None]
+        if given:
+            raise SettingsError(f"{', '.join(given)}: only -c endpointType=alb takes these. " + ACCESS_HELP)
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as error:
+            raise SettingsError(f"allowedSourceCidrs: {cidr!r} is not a CIDR block ({error})") from None
+    if endpoint_type == "private":
+        return _private_access(vpc_endpoint_ids, cidrs)
+    if vpc_endpoint_ids:
+        raise SettingsError(f"endpointType={endpoint_type} takes no vpcEndpointIds. " + ACCESS_HELP)
+    if endpoint_type == "regional":
+        if not cidrs:
+            raise SettingsError("endpointType=regional needs allowedSourceCidrs. " + ACCESS_HELP)
+        for cidr in cidrs:
+            check_public_source(cidr)
+        return {"endpoint_type": endpoint_type, "allowed_source_cidrs": cidrs}
+    return _alb_access(get, cidrs)
+
+
+def _private_access(vpc_endpoint_ids: tuple[str, ...], cidrs: tuple[str, ...]) -> dict[str, Any]:
+    if not vpc_endpoint_ids or cidrs:
+        raise SettingsError(
+            "endpointType=private needs vpcEndpointIds (and takes no allowedSourceCidrs). " + ACCESS_HELP
+        )
+    for vpce in vpc_endpoint_ids:
+        if not _VPC_ENDPOINT_ID.match(vpce):
+            raise SettingsError(f"vpcEndpointIds: {vpce!r} is not a VPC endpoint id like vpce-0123456789abcdef0")
+    return {"endpoint_type": "private", "vpc_endpoint_ids": vpc_endpoint_ids}
+
+
+def check_public_source(cidr: str) -> None:
+    """Refuse a range that a regional API's aws:SourceIp can never match, pointing to the private mode."""
+    network = ipaddress.ip_network(cidr, strict=True)
+    for never in NEVER_A_PUBLIC_SOURCE:
+        if network.version == never.version and network.subnet_of(never):  # type: ignore[arg-type]
+            raise SettingsError(
+                f"allowedSourceCidrs: {cidr} is inside {never}, which a regional API never sees as a caller's "
+                "address (aws:SourceIp is the public one), so it would deny everyone: for callers inside a VPC "
+                "use -c endpointType=private -c vpcEndpointIds=vpce-... (or -c endpointType=alb)"
+            )
+
+
+def _alb_access(get: Callable[[str], Any], cidrs: tuple[str, ...]) -> dict[str, Any]:
+    vpc_id = _text(get("vpcId"))
+    subnet_ids = _list(get("subnetIds"))
+    certificate_arn = _text(get("certificateArn"))
+    security_groups = _list(get("allowedSecurityGroupIds"))
+    plain_http = _bool(get, "albPlainHttp", False)
+    access_log_bucket = _text(get("albAccessLogBucket"))
+    if access_log_bucket is not None and not _BUCKET_NAME.match(access_log_bucket):
+        raise SettingsError(f"albAccessLogBucket: {access_log_bucket!r} is not an S3 bucket name")
+    if vpc_id is None or not _VPC_ID.match(vpc_id):
+        raise SettingsError(f"endpointType=alb needs vpcId, a VPC id like vpc-0123456789abcdef0, got {vpc_id!r}")
+    if len(subnet_ids) < 2:
+        raise SettingsError("endpointType=alb needs subnetIds: at least two subnets, in different Availability Zones")
+    for subnet in subnet_ids:
+        if not _SUBNET_ID.match(subnet):
+            raise SettingsError(f"subnetIds: {subnet!r} is not a subnet id like subnet-0123456789abcdef0")
+    if certificate_arn is None and not plain_http:
+        raise SettingsError(
+            "endpointType=alb needs certificateArn (an ACM certificate ARN for the HTTPS listener); "
+            "plain HTTP only with the explicit -c albPlainHttp=true"
+        )
+    if certificate_arn is not None and not _CERTIFICATE_ARN.match(certificate_arn):
+        raise SettingsError(f"certificateArn: {certificate_arn!r} is not an ACM certificate ARN")
+    if not cidrs and not security_groups:
+        raise SettingsError(
+            "endpointType=alb needs allowedSourceCidrs and/or allowedSecurityGroupIds: who may connect. " + ACCESS_HELP
+        )
+    for group in security_groups:
+        if not _SECURITY_GROUP_ID.match(group):
+            raise SettingsError(
+                f"allowedSecurityGroupIds: {group!r} is not a security group id like sg-0123456789abcdef0"
+            )
+    for cidr in cidrs:
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            raise SettingsError(
+                f"allowedSourceCidrs: {cidr} would let anything that can route to the VPC connect; "
+                "list the networks of your task runners (e.g. the VPC's own CIDR) instead"
+            )
+    return {
+        "endpoint_type": "alb",
+        "allowed_source_cidrs": cidrs,
+        "vpc_id": vpc_id,
+        "subnet_ids": subnet_ids,
+        "certificate_arn": certificate_arn,
+        "allowed_security_group_ids": security_groups,
+        "alb_plain_http": plain_http,
+        "alb_access_log_bucket": access_log_bucket,
+    }
 
 
 def _text(value: Any) -> str | None:

@@ -9,6 +9,7 @@ from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.alb import HeartbeatLoadBalancer
 from infra.api import HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
@@ -70,22 +71,30 @@ class HeartbeatStack(Stack):
             if storage.key is not None:
                 storage.key.grant_encrypt_decrypt(function.role)
 
-        api = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
+        front_door: HeartbeatApi | HeartbeatLoadBalancer
+        if settings.is_alb:
+            front_door = HeartbeatLoadBalancer(self, "LoadBalancer", handler=handler.function, settings=settings)
+        else:
+            front_door = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
         schedule = SweepSchedule(
             self, "Sweep", sweeper=sweeper.function, interval_minutes=settings.sweep_interval_minutes
         )
         monitoring = Monitoring(
-            self, "Monitoring", api=api.api, handler=handler.function, sweeper=sweeper.function, table=table,
-            dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
+            self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
+            table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
             alarm_topic_arn=settings.alarm_topic_arn,
         )  # fmt: skip
 
-        CfnOutput(self, "EndpointUrl", value=api.url, description="Pass this as --endpoint-url to the clients")
+        CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
         CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
-        self._acknowledge_findings(handler, sweeper, api, schedule)
+        self._acknowledge_findings(handler, sweeper, schedule)
+        if isinstance(front_door, HeartbeatApi):
+            self._acknowledge_api_findings(front_door)
+        else:
+            self._acknowledge_load_balancer_findings(front_door)
         if storage.key is not None:
             for function in (handler, sweeper):
                 for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
@@ -96,9 +105,7 @@ class HeartbeatStack(Stack):
                     )  # fmt: skip
 
     @staticmethod
-    def _acknowledge_findings(
-        handler: HeartbeatFunction, sweeper: HeartbeatFunction, api: HeartbeatApi, schedule: SweepSchedule
-    ) -> None:
+    def _acknowledge_findings(handler: HeartbeatFunction, sweeper: HeartbeatFunction, schedule: SweepSchedule) -> None:
         """cdk-nag findings accepted on purpose, each on the one construct it concerns, with its reason."""
         for function in (handler, sweeper):
             acknowledge(
@@ -112,10 +119,17 @@ class HeartbeatStack(Stack):
                 "X-Ray supports no resource-level permissions. Table and log permissions name their ARNs.",
             )  # fmt: skip
         acknowledge(
+            schedule.dead_letters, "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the sweeper's schedule and async invocations.",
+        )  # fmt: skip
+
+    @staticmethod
+    def _acknowledge_api_findings(api: HeartbeatApi) -> None:
+        acknowledge(
             api.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "The AWS-managed policy made for exactly this role: API Gateway needs it to write the "
-            "stage's access and execution logs.",
+            "Only with -c apiGatewayCloudWatchRole=true: the AWS-managed policy made for exactly this role, "
+            "which API Gateway needs to write the stage's access and execution logs.",
         )  # fmt: skip
         acknowledge(
             api.api, "AwsSolutions-APIG2",
@@ -134,10 +148,17 @@ class HeartbeatStack(Stack):
             "Reachable only from the VPC endpoints or CIDRs in the resource policy, and throttled per stage; "
             "attach a WAF web ACL to the stage if your network policy asks for one.",
         )  # fmt: skip
-        acknowledge(
-            schedule.dead_letters, "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the sweeper's schedule and async invocations.",
-        )  # fmt: skip
+
+    @staticmethod
+    def _acknowledge_load_balancer_findings(alb: HeartbeatLoadBalancer) -> None:
+        if alb.access_log_bucket is None:
+            acknowledge(
+                alb.load_balancer, "AwsSolutions-ELB2",
+                "Access logs are opt-in (-c albAccessLogBucket=...): their bucket's policy must name the "
+                "deployment region's Elastic Load Balancing principal (an account id in older regions, a service "
+                "principal in newer ones), which this region-agnostic stack cannot know at synth. Every request is "
+                "counted in the load balancer's metrics, and the handler logs each failed one.",
+            )  # fmt: skip
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:

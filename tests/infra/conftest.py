@@ -1,4 +1,4 @@
-"""One synth per access mode, shared by the infra tests of a module."""
+"""One synth per front door, shared by all the infra tests of a run (each synth takes seconds)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import build_app
+from heartbeat_local.process import ROOT
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 PRIVATE = {"endpointType": "private", "vpcEndpointIds": "vpce-0123456789abcdef0,vpce-0fedcba9876543210"}
 REGIONAL = {
+    "stackName": "HeartbeatEu",
     "endpointType": "regional",
-    "allowedSourceCidrs": "10.20.0.0/16,192.0.2.0/24",
+    "allowedSourceCidrs": "203.0.113.0/24,198.51.100.7/32",
+    "apiGatewayCloudWatchRole": "true",
     "tableEncryption": "customer-managed",
     "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops-alarms",
     "sweepIntervalMinutes": "2",
@@ -30,6 +33,25 @@ REGIONAL = {
     "eventBusName": "ops-bus",
     "staleAfterMinutesByWorkerGroup": '{"fast-etl": 10}',
 }
+
+ALB = {
+    "stackName": "HeartbeatAlb",
+    "endpointType": "alb",
+    "vpcId": "vpc-0123456789abcdef0",
+    "subnetIds": "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2",
+    "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
+    "allowedSourceCidrs": "10.20.0.0/16,2001:db8::/56",
+    "allowedSecurityGroupIds": "sg-0123456789abcdef0",
+}
+# The one way to get a plain-HTTP listener: no certificate, and the explicit opt-in.
+ALB_PLAIN_HTTP = {
+    **{k: v for k, v in ALB.items() if k != "certificateArn"},
+    "stackName": "HeartbeatAlbHttp",
+    "albPlainHttp": "true",
+    "albAccessLogBucket": "heartbeat-alb-logs",
+}
+# The feature flags cdk.json gives the CLI's synth; the tests synthesize with the same.
+FEATURE_FLAGS: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 
 
 @dataclass
@@ -51,7 +73,7 @@ class Synth:
 
 def synth(context: dict[str, str], outdir: Path) -> Synth:
     """Synthesize the app as `cdk synth` would, cdk-nag included (an open finding fails synth)."""
-    app = cdk.App(outdir=str(outdir), context=context)
+    app = cdk.App(outdir=str(outdir), context={**FEATURE_FLAGS, **context})
     stack = build_app(app)
     app.synth()
     return Synth(Template.from_stack(stack), outdir, stack.stack_name)
@@ -65,3 +87,13 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def regional(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth(REGIONAL, tmp_path_factory.mktemp("regional"))
+
+
+@pytest.fixture(scope="session")
+def alb(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synth(ALB, tmp_path_factory.mktemp("alb"))
+
+
+@pytest.fixture(scope="session")
+def alb_plain_http(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synth(ALB_PLAIN_HTTP, tmp_path_factory.mktemp("alb-plain-http"))

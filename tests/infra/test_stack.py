@@ -91,14 +91,54 @@ def test_both_functions_are_python_313_arm64_traced_with_the_powertools_layer(pr
     )
 
 
-def test_memory_timeout_and_log_retention_are_set(private: Synth) -> None:
+def test_memory_and_timeout_are_set(private: Synth) -> None:
     _, handler = function(private.template, "heartbeat.handler.lambda_handler")
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     assert (handler["Properties"]["MemorySize"], handler["Properties"]["Timeout"]) == (256, 10)
     assert (sweeper["Properties"]["MemorySize"], sweeper["Properties"]["Timeout"]) == (512, 300)
+
+
+def test_both_functions_log_json_at_info_with_platform_lines_at_warn(private: Synth, alb: Synth) -> None:
+    # JSON is what lets Lambda filter by level; WARN drops START/END/REPORT on every heartbeat, and INFO
+    # keeps the EMF lines (Lambda reads a line with no level as INFO) that the alarms depend on.
+    for synth in (private, alb):
+        for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+            _, props = function(synth.template, handler)
+            config = props["Properties"]["LoggingConfig"]
+            assert {k: v for k, v in config.items() if k != "LogGroup"} == {
+                "LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN",
+            }  # fmt: skip
+            group = synth.template.to_json()["Resources"][config["LogGroup"]["Ref"]]
+            assert group["Properties"]["RetentionInDays"] == 30
+            assert props["Properties"]["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == "INFO"
+
+
+def test_every_log_group_the_stack_causes_has_the_configured_retention(private: Synth, regional: Synth) -> None:
     groups = private.template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 3  # two functions, API access logs
+    assert len(groups) == 4  # two functions, the API's access logs, and its execution logs
     assert all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
+    regional_groups = regional.template.find_resources("AWS::Logs::LogGroup").values()
+    assert all(g["Properties"]["RetentionInDays"] == 30 for g in regional_groups)
+    # API Gateway creates API-Gateway-Execution-Logs_<api id>/<stage> itself, with no retention, unless
+    # it already exists: the stack creates it under exactly that name before the stage can log.
+    api_id = next(iter(private.template.find_resources("AWS::ApiGateway::RestApi")))
+    name = {"Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/v1"]]}
+    [group_id] = [k for k, g in groups.items() if g["Properties"].get("LogGroupName") == name]
+    stage = only(private.template, "AWS::ApiGateway::Stage")
+    assert group_id in stage["DependsOn"]
+    assert stage["Properties"]["MethodSettings"][0]["LoggingLevel"] == "ERROR"
+
+
+def test_account_wide_api_gateway_role_only_when_asked_for(private: Synth, regional: Synth) -> None:
+    # AWS::ApiGateway::Account is one per account and region: it would replace the account's own role.
+    assert private.template.find_resources("AWS::ApiGateway::Account") == {}
+    assert not [
+        r for r in private.template.find_resources("AWS::IAM::Role").values()
+        if "apigateway.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ]  # fmt: skip
+    # The regional fixture passes -c apiGatewayCloudWatchRole=true.
+    [account] = regional.template.find_resources("AWS::ApiGateway::Account").values()
+    assert "CloudWatchRoleArn" in account["Properties"]
 
 
 def test_handler_may_only_write_this_table(private: Synth) -> None:
@@ -180,16 +220,38 @@ def test_regional_api_allows_only_the_listed_source_cidrs(regional: Synth) -> No
     assert api["EndpointConfiguration"]["Types"] == ["REGIONAL"]
     deny = api["Policy"]["Statement"][1]
     assert deny["Effect"] == "Deny"
-    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["10.20.0.0/16", "192.0.2.0/24"]}}
+    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["203.0.113.0/24", "198.51.100.7/32"]}}
 
 
-def test_single_post_root_route_as_lambda_proxy_passing_raw_bytes(private: Synth) -> None:
+def test_api_is_named_after_its_stack_and_its_alarm_reads_that_name(private: Synth, regional: Synth) -> None:
+    # Two stacks in one account and region must not feed each other's 5XX alarm or dashboard.
+    for synth, name in ((private, "TaskRunnerHeartbeat"), (regional, "HeartbeatEu")):
+        assert only(synth.template, "AWS::ApiGateway::RestApi")["Properties"]["Name"] == name
+        alarm = only(synth.template, "AWS::CloudWatch::Alarm", {"MetricName": "5XXError"})
+        assert {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]} == {"ApiName": name, "Stage": "v1"}
+        body = json.dumps(only(synth.template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+        assert body.count('\\"ApiName\\",\\"' + name + '\\"') == 4  # 4XX, 5XX, p50, p99
+        assert '\\"ApiName\\",\\"Api\\"' not in body
+
+
+def test_every_method_and_path_reaches_the_handler(private: Synth) -> None:
+    # ANY on / and on /{proxy+}: the handler answers a wrong path (404) or method (405) itself, as under
+    # make serve, instead of API Gateway's MISSING_AUTHENTICATION_TOKEN.
     methods = private.template.find_resources("AWS::ApiGateway::Method")
-    assert [m["Properties"]["HttpMethod"] for m in methods.values()] == ["POST"]
-    [method] = methods.values()
-    assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
-    assert "Fn::GetAtt" in method["Properties"]["ResourceId"]  # the root resource
-    assert private.template.find_resources("AWS::ApiGateway::Resource") == {}
+    [proxy_id] = private.template.find_resources("AWS::ApiGateway::Resource", {"Properties": {"PathPart": "{proxy+}"}})
+    api_id = next(iter(private.template.find_resources("AWS::ApiGateway::RestApi")))
+    handler_id, _ = function(private.template, "heartbeat.handler.lambda_handler")
+    resources = []
+    for method in methods.values():
+        props = method["Properties"]
+        assert props["HttpMethod"] == "ANY"
+        assert props["AuthorizationType"] == "NONE"
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+        assert {"Fn::GetAtt": [handler_id, "Arn"]} in props["Integration"]["Uri"]["Fn::Join"][1]
+        resources.append(props["ResourceId"])
+    assert sorted(map(json.dumps, resources)) == sorted(
+        map(json.dumps, [{"Fn::GetAtt": [api_id, "RootResourceId"]}, {"Ref": proxy_id}])
+    )
     api = only(private.template, "AWS::ApiGateway::RestApi")["Properties"]
     assert api["BinaryMediaTypes"] == ["*/*"]
 
@@ -205,22 +267,25 @@ def test_stage_throttles_and_writes_json_access_logs(private: Synth, regional: S
     assert (regional_settings["ThrottlingRateLimit"], regional_settings["ThrottlingBurstLimit"]) == (25, 40)
 
 
-def test_gateway_errors_speak_the_awsjson_envelope(private: Synth) -> None:
+def test_gateway_errors_speak_the_awsjson_envelope_each_keeping_its_own_status(private: Synth) -> None:
     responses = {
         r["Properties"]["ResponseType"]: r["Properties"]
         for r in private.template.find_resources("AWS::ApiGateway::GatewayResponse").values()
     }
-    expected = {
-        "DEFAULT_4XX": ("400", "InvalidRequestException"),
-        "DEFAULT_5XX": ("500", "InternalServiceError"),
+    expected = {  # the contract: only these, each with its own status; the defaults keep API Gateway's
         "THROTTLED": ("429", "ThrottlingException"),
+        "QUOTA_EXCEEDED": ("429", "ThrottlingException"),
         "ACCESS_DENIED": ("403", "AccessDeniedException"),
         "REQUEST_TOO_LARGE": ("413", "RequestEntityTooLargeException"),
-        "MISSING_AUTHENTICATION_TOKEN": ("404", "NotFoundException"),
+        "INTEGRATION_FAILURE": ("502", "InternalServiceError"),
+        "INTEGRATION_TIMEOUT": ("504", "InternalServiceError"),
+        "DEFAULT_4XX": (None, "InvalidRequestException"),
+        "DEFAULT_5XX": (None, "InternalServiceError"),
     }
+    assert set(responses) == set(expected)
     for response_type, (status, code) in expected.items():
         props = responses[response_type]
-        assert props["StatusCode"] == status
+        assert props.get("StatusCode") == status, response_type
         assert props["ResponseParameters"]["gatewayresponse.header.x-amzn-ErrorType"] == f"'{code}'"
         assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/x-amz-json-1.1'"
         assert props["ResponseTemplates"]["application/json"] == (
@@ -264,6 +329,55 @@ def test_given_alarm_topic_is_used_instead_of_a_new_one(regional: Synth) -> None
     assert regional.template.find_resources("AWS::SNS::Topic") == {}
     for alarm in regional.template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == ["arn:aws:sns:eu-west-1:123456789012:ops-alarms"]
+
+
+def cloudwatch_statement(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    [statement] = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    return statement
+
+
+def alarm_arn_pattern(stack_name: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
+                              {"Ref": "AWS::AccountId"}, f":alarm:{stack_name}-*"]]}  # fmt: skip
+
+
+def test_alarm_topic_key_lets_cloudwatch_encrypt_for_this_stacks_alarms(private: Synth) -> None:
+    # CloudWatch cannot use the AWS-managed alias/aws/sns key: alarms to a topic under it never arrive.
+    topic = only(private.template, "AWS::SNS::Topic")["Properties"]
+    key_id, key = next(iter(private.template.find_resources("AWS::KMS::Key").items()))
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statement = cloudwatch_statement(key["Properties"]["KeyPolicy"]["Statement"])
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": alarm_arn_pattern("TaskRunnerHeartbeat")},
+    }
+
+
+def test_topic_policy_lets_cloudwatch_publish_beside_the_tls_only_deny(private: Synth) -> None:
+    # A topic policy replaces SNS's default one: without this Allow, nothing lets CloudWatch publish.
+    topic_id = next(iter(private.template.find_resources("AWS::SNS::Topic")))
+    policy = only(private.template, "AWS::SNS::TopicPolicy")["Properties"]
+    assert policy["Topics"] == [{"Ref": topic_id}]
+    statements = policy["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    allow = cloudwatch_statement(statements)
+    assert (allow["Effect"], allow["Action"], allow["Resource"]) == ("Allow", "sns:Publish", {"Ref": topic_id})
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": alarm_arn_pattern("TaskRunnerHeartbeat")},
+    }
+
+
+def test_every_alarm_is_named_inside_the_pattern_the_policies_allow(private: Synth, alb: Synth) -> None:
+    for synth, stack_name in ((private, "TaskRunnerHeartbeat"), (alb, "HeartbeatAlb")):
+        alarms = synth.template.find_resources("AWS::CloudWatch::Alarm").values()
+        names = [a["Properties"]["AlarmName"] for a in alarms]
+        assert len(names) == 10
+        assert all(name.startswith(f"{stack_name}-") for name in names), names
 
 
 def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private: Synth) -> None:
