@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ from heartbeat.handler import Dependencies, default_dependencies
 from heartbeat.observability import SERVICE, metrics
 from heartbeat.store import RunnerStore
 from heartbeat_local.server import create_table
-from tests.support import FakeClock, RequestCounter
+from tests.support import EVENT_SHAPES, FakeClock, RequestCounter, heartbeat_event
 
 TABLE = "runners-test"
 
@@ -56,6 +57,22 @@ def dynamodb() -> Iterator[Any]:
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, TABLE)
         yield client
+
+
+EventFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(params=EVENT_SHAPES)
+def event_shape(request: pytest.FixtureRequest) -> str:
+    """Each front door's event shape in turn: a test using it runs once per shape."""
+    shape: str = request.param
+    return shape
+
+
+@pytest.fixture
+def make_event(event_shape: str) -> EventFactory:
+    """heartbeat_event for the shape under test (same arguments)."""
+    return functools.partial(heartbeat_event, shape=event_shape)
 
 
 @pytest.fixture
