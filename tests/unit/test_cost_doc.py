@@ -12,6 +12,11 @@ def test_cost_doc_is_what_make_cost_generates_from_the_committed_figures() -> No
     assert cost.DOC.read_text() == expected, "docs/cost.md is stale: run `make cost` (after `make bench`)"
 
 
+def test_readme_cost_table_is_what_make_cost_generates() -> None:
+    readme = cost.README.read_text()
+    assert readme == cost.readme_with_table(readme, cost.load_figures()), "README's cost table is stale: make cost"
+
+
 def test_rest_request_tiers_add_up_across_tier_boundaries() -> None:
     assert cost.api_gateway_dollars(333e6) == pytest.approx(333 * 3.50)
     assert cost.api_gateway_dollars(1e9) == pytest.approx(333 * 3.50 + 667 * 2.80)
