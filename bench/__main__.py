@@ -460,7 +460,11 @@ def check_log_bytes(result: dict[str, Any]) -> list[str]:
 
 def figures(results: dict[str, Any]) -> dict[str, Any]:
     """The measured figures the cost model reads (bench/cost.py), from one run."""
-    sweeper = results["sweeper"]
+    # The sweeper's scale bench (time and read units per 100k runners) when it is there, else the fleet table.
+    sweeper = next(
+        (results[key] for key in ("sweeper", "sweeper_scale") if "read_units_per_100k" in results.get(key, {})),
+        results["sweeper"],
+    )
     if "read_units_per_100k" not in sweeper:  # the fleet table: read units and moto's seconds at 100k
         [row] = [r for r in sweeper["fleets"] if r["runners"] == max(f["runners"] for f in sweeper["fleets"])]
         sweeper = {

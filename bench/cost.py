@@ -271,9 +271,12 @@ def _inputs(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     w(f"| custom metrics | {custom_metrics()} | every metric the code can publish, billed a whole month |")
     w("| CloudWatch Logs bytes | +26 B an event | the per-event size CloudWatch Logs counts, to err high |")
     w("")
-    w("Left out: CloudWatch Logs storage after ingestion, X-Ray trace retrieval, data transfer within the")
-    w("region, and the ALB's access logs (off unless `-c albAccessLogBucket=...`; they go to S3, not")
-    w("CloudWatch Logs: about 700 B a heartbeat before compression).")
+    w("Left out, each under a cent per million heartbeats or off by default: CloudWatch Logs storage after")
+    w("ingestion, X-Ray trace retrieval, data transfer within the region, the one write unit and one")
+    w("EventBridge event ($1 per million) per runner flagged stale, the rare lines and metrics of new")
+    w("runners, terminate answers and refusals, and the ALB's access logs (off unless")
+    w("`-c albAccessLogBucket=...`; they go to S3, not CloudWatch Logs: about 700 B a heartbeat before")
+    w("compression).")
 
 
 def load_figures(path: Path = FIGURES) -> dict[str, Any]:
