@@ -200,7 +200,8 @@ def render(figures: dict[str, Any]) -> str:
     w("")
     w(f"AWS's published on-demand prices for {p.REGION}, as of {p.AS_OF}, free tiers left out;")
     w("a month is 730 hours, a runner beats every 15 minutes (2,920 heartbeats a month), the sweeper runs")
-    w("every 5 minutes. Measured figures come from `make bench`, on " + figures["machine"] + ".")
+    run = "its quick form (`BENCH_QUICK=1`: small sizes, few samples)" if figures["quick"] else "a full run"
+    w(f"every 5 minutes. Measured figures come from `make bench`, {run}, on {figures['machine']}.")
     w("")
     w("## Choosing a front door")
     w("")
