@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -119,7 +118,6 @@ def platform_lines_at_info(request_id: str) -> dict[str, str]:
 
 def log_bytes() -> dict[str, Any]:
     """Bytes per heartbeat by source, for each path through the handler, on the REST and the ALB event."""
-    os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "heartbeat-api")  # the logger's fields as in Lambda
     rows = []
     with mock_aws():
         client = boto3.client("dynamodb", **KEYS)
