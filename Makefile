@@ -13,7 +13,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
 
-.PHONY: help venv node constraints serve test test-fast fuzz soak bench lint format synth deploy diff clean
+.PHONY: help venv node constraints serve test test-fast fuzz soak bench cost lint format synth deploy diff clean
 
 help:
 	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint    ruff + mypy"
 	@echo "make fuzz    the long generated-input run (50,000 examples per property)"
 	@echo "make bench   measure requests per heartbeat, handler overhead, cold start, sweeper scale, throughput"
+	@echo "make cost    regenerate docs/cost.md from the bench's figures and the price table"
 	@echo "make soak    the full load test (16 clients, 20,000 heartbeats, 1,000 runners)"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/ (example access context)"
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
@@ -71,6 +72,10 @@ soak: $(VENV)/.installed
 # Figures, not assertions: see bench/__main__.py. BENCH_QUICK=1 is the seconds-long smoke run.
 bench: $(VENV)/.installed
 	PYTHONPATH=lambda_src:. $(PY) -m bench
+
+# docs/cost.md from bench/figures.json (written by make bench) and the price table in bench/prices.py.
+cost: $(VENV)/.installed
+	PYTHONPATH=lambda_src:. $(PY) -m bench.cost
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -20,7 +21,7 @@ from heartbeat.handler import Dependencies, default_dependencies
 from heartbeat.observability import SERVICE, metrics
 from heartbeat.store import CLIENT_CONFIG, RunnerStore
 from heartbeat_local.server import EmbeddedDynamoDB, create_table
-from tests.support import FakeClock, RequestCounter
+from tests.support import EVENT_SHAPES, FakeClock, RequestCounter, heartbeat_event
 
 TABLE = "runners-test"
 
@@ -77,6 +78,22 @@ def http_dynamodb(dynamodb_server: EmbeddedDynamoDB) -> Any:
     client = boto3.client("dynamodb", endpoint_url=dynamodb_server.endpoint, config=CLIENT_CONFIG, **keys)
     client.table = table
     return client
+
+
+EventFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(params=EVENT_SHAPES)
+def event_shape(request: pytest.FixtureRequest) -> str:
+    """Each front door's event shape in turn: a test using it runs once per shape."""
+    shape: str = request.param
+    return shape
+
+
+@pytest.fixture
+def make_event(event_shape: str) -> EventFactory:
+    """heartbeat_event for the shape under test (same arguments)."""
+    return functools.partial(heartbeat_event, shape=event_shape)
 
 
 @pytest.fixture

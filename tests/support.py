@@ -19,11 +19,19 @@ from botocore.awsrequest import AWSResponse
 
 EVENTS = Path(__file__).parent / "events"
 TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
+TARGET_HEADER = "X-Amz-Target"
 
 
 def load_event(name: str) -> dict[str, Any]:
     """A canonical event from tests/events, as a fresh copy."""
     return copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
+
+
+# The front doors' event shapes every handler test runs on: API Gateway's REST proxy, and an ALB
+# target group with multi-value headers off (the default, as the stack deploys it). Header and
+# routing tests also run on "alb-multivalue" (the target group's multi-value option on).
+EVENT_SHAPES = ("rest", "alb")
+ALL_SHAPES = (*EVENT_SHAPES, "alb-multivalue")
 
 
 def heartbeat_event(
@@ -33,27 +41,48 @@ def heartbeat_event(
     method: str = "POST",
     path: str = "/",
     base64_body: bool = False,
+    shape: str = "rest",
 ) -> dict[str, Any]:
-    """The canonical REST proxy event, with the body, target, method and path given.
+    """A canonical event of the given shape, with the body, target, method and path given.
 
-    A dict body is sent as JSON, a str or bytes as is; each event gets its own request id.
+    A dict body is sent as JSON, a str or bytes as is (bytes base64-encoded, as both front doors
+    send an application/x-amz-json-1.1 body); each REST event gets its own request id.
     """
-    event = load_event("heartbeat_rest")
+    event = load_event("heartbeat_alb" if shape.startswith("alb") else "heartbeat_rest")
     if isinstance(body, dict):
         body = json.dumps(body)
     if isinstance(body, bytes) or (base64_body and body is not None):
         raw = body if isinstance(body, bytes) else body.encode("utf-8")
         event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    elif shape.startswith("alb"):
+        event["body"], event["isBase64Encoded"] = body or "", False  # an ALB sends "" for no body
     else:
         event["body"], event["isBase64Encoded"] = body, False
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("X-Amz-Target")
-        if target is not None:
-            headers["X-Amz-Target"] = target if headers is event["headers"] else [target]
-    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = event["resource"] = event["requestContext"]["resourcePath"] = path
-    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["httpMethod"] = method
+    event["path"] = path
+    if shape == "rest":
+        event["requestContext"]["httpMethod"] = method
+        event["resource"] = event["requestContext"]["resourcePath"] = path
+        event["requestContext"]["requestId"] = str(uuid.uuid4())
+    header_maps = [event["headers"], event.get("multiValueHeaders") or {}]
+    for headers in header_maps:
+        for name in [n for n in headers if n.lower() == TARGET_HEADER.lower()]:
+            del headers[name]
+    if target is not None:
+        name = "X-Amz-Target" if shape == "rest" else "x-amz-target"  # an ALB passes names in lower case
+        event["headers"][name] = target
+        if shape == "rest":
+            event["multiValueHeaders"][name] = [target]
+    if shape == "alb-multivalue":
+        event["multiValueHeaders"] = {name: [value] for name, value in event.pop("headers").items()}
+        event["multiValueQueryStringParameters"] = event.pop("queryStringParameters")
     return event
+
+
+def request_id_sent(event: dict[str, Any]) -> str | None:
+    """The request id the front door put in the event: API Gateway's; an ALB sends none."""
+    request_id: str | None = event["requestContext"].get("requestId")
+    return request_id
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The API handler: API Gateway REST proxy events in, awsJson 1.1 answers out.
+"""The API handler: API Gateway REST proxy or Application Load Balancer events in, awsJson 1.1 answers out.
 
 Thin by design: it routes on X-Amz-Target, turns the body into a request, asks
 the store and the rules, and maps every error to its awsJson envelope in one place.
@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from http import HTTPStatus
+from typing import Any, TypeVar
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.event_handler import ALBResolver, APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat import protocol
@@ -35,6 +38,8 @@ from heartbeat.observability import MetricName, logger, metrics, trace_lambda_ha
 from heartbeat.runners import should_terminate
 from heartbeat.store import RunnerStore, StoreError
 
+ResolverT = TypeVar("ResolverT", bound=ApiGatewayResolver)
+
 
 @dataclass(frozen=True)
 class Dependencies:
@@ -52,88 +57,109 @@ def default_dependencies() -> Dependencies:
     return Dependencies(config=config, store=RunnerStore(config.table_name))
 
 
-app = APIGatewayRestResolver()
+def report_task_runner_heartbeat(event: BaseProxyEvent, dependencies: Dependencies, request_id: str) -> Response[str]:
+    """ReportTaskRunnerHeartbeat: record that the runner is alive; tell it whether to stop.
 
-
-def _dependencies() -> Dependencies:
-    provider: Callable[[], Dependencies] = app.context["dependencies"]
-    return provider()
-
-
-def _request_id() -> str:
-    return app.current_event.request_context.request_id or ""
-
-
-def report_task_runner_heartbeat() -> Response[str]:
-    """ReportTaskRunnerHeartbeat: record that the runner is alive; tell it whether to stop."""
-    event = app.current_event
+    A steady heartbeat writes no log line and no metric: the front door's and Lambda's own
+    metrics count requests and errors for free. Only rare events (a new runner, a terminate
+    answer, a refusal, a failure) are logged and counted.
+    """
     document = protocol.parse_object(protocol.body_bytes(event.body, bool(event.is_base64_encoded)))
     request = parse_heartbeat(document)
-    dependencies = _dependencies()
     now = dependencies.clock()
     runner = dependencies.store.record_heartbeat(request, now, dependencies.config.retention_seconds)
     terminate = should_terminate(runner)
-    metrics.add_metric(name=MetricName.HEARTBEATS, unit=MetricUnit.Count, value=1)
     if runner.heartbeat_count == 1:
         metrics.add_metric(name=MetricName.NEW_RUNNERS, unit=MetricUnit.Count, value=1)
         logger.info("New runner", extra={"taskrunnerId": request.taskrunner_id, "workerGroup": request.worker_group})
     if terminate:
         metrics.add_metric(name=MetricName.TERMINATE_ANSWERS, unit=MetricUnit.Count, value=1)
         logger.info("Told runner to terminate", extra={"taskrunnerId": request.taskrunner_id, "status": runner.status})
-    return protocol.success({"terminate": terminate}, _request_id())
+    return protocol.success({"terminate": terminate}, request_id)
 
+
+Operation = Callable[[BaseProxyEvent, Dependencies, str], Response[str]]
 
 # Routing on X-Amz-Target: every operation this endpoint serves, by its target.
-OPERATIONS: dict[str, Callable[[], Response[str]]] = {
+OPERATIONS: dict[str, Operation] = {
     protocol.TARGET_PREFIX + "ReportTaskRunnerHeartbeat": report_task_runner_heartbeat,
 }
 
 
-@app.post("/")
-def dispatch() -> Response[str]:
-    target = app.current_event.headers.get(protocol.TARGET_HEADER)
-    if not target:
-        raise UnknownOperationException(f"Missing {protocol.TARGET_HEADER} header")
-    operation = OPERATIONS.get(target.strip())
-    if operation is None:
-        raise UnknownOperationException(
-            f"Unknown operation {target.strip()!r}: this endpoint serves ReportTaskRunnerHeartbeat only"
+def header(event: BaseProxyEvent, name: str) -> str | None:
+    """A request header by name, in any case, from whichever shape the event has.
+
+    An ALB sends `headers` or `multiValueHeaders` (never both), API Gateway both. A repeated
+    header reads as its last value, as both put it in their single-value shape.
+    """
+    wanted = name.lower()
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == wanted and values:
+            return str(values[-1])
+    value = event.headers.get(name)
+    return None if value is None else str(value)
+
+
+def _serve(app: ResolverT) -> ResolverT:
+    """The routes and the one error mapping, the same for every front door."""
+
+    def request_id() -> str:
+        return str(app.context["request_id"])
+
+    @app.post("/")
+    def dispatch() -> Response[str]:
+        target = header(app.current_event, protocol.TARGET_HEADER)
+        if not target:
+            raise UnknownOperationException(f"Missing {protocol.TARGET_HEADER} header")
+        operation = OPERATIONS.get(target.strip())
+        if operation is None:
+            raise UnknownOperationException(
+                f"Unknown operation {target.strip()!r}: this endpoint serves ReportTaskRunnerHeartbeat only"
+            )
+        dependencies: Callable[[], Dependencies] = app.context["dependencies"]
+        return operation(app.current_event, dependencies(), request_id())
+
+    @app.route("/", method=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    def wrong_method() -> Response[str]:
+        raise MethodNotAllowedException(f"{app.current_event.http_method} is not allowed here: send POST /")
+
+    @app.not_found
+    def not_found(_: Exception) -> Response[str]:
+        return protocol.error(
+            NotFoundException(f"Nothing is served at {app.current_event.path}: send POST /"), request_id()
         )
-    return operation()
+
+    @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
+    def service_error(exc: ServiceError) -> Response[str]:
+        if isinstance(exc, (InvalidRequestException, SerializationException)):
+            metrics.add_metric(name=MetricName.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
+        logger.info("Request refused", extra={"errorType": exc.code, "errorMessage": exc.message})
+        return protocol.error(exc, request_id())
+
+    @app.exception_handler(StoreError)  # type: ignore[untyped-decorator]
+    def store_error(exc: StoreError) -> Response[str]:
+        metrics.add_metric(name=MetricName.STORE_ERRORS, unit=MetricUnit.Count, value=1)
+        logger.exception("The runner store failed; answered InternalServiceError so the client retries")
+        return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), request_id())
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def unexpected_error(exc: Exception) -> Response[str]:
+        metrics.add_metric(name=MetricName.INTERNAL_ERRORS, unit=MetricUnit.Count, value=1)
+        logger.exception("Unexpected error; answered InternalServiceError")
+        return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), request_id())
+
+    return app
 
 
-@app.route("/", method=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-def wrong_method() -> Response[str]:
-    raise MethodNotAllowedException(f"{app.current_event.http_method} is not allowed here: send POST /")
+# One resolver per front door, each serving the same routes; a resolver keeps the current event
+# on itself, so each serves one request at a time (as Lambda runs them).
+REST_API = _serve(APIGatewayRestResolver())
+LOAD_BALANCER = _serve(ALBResolver())
 
 
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return protocol.error(
-        NotFoundException(f"Nothing is served at {app.current_event.path}: send POST /"), _request_id()
-    )
-
-
-@app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
-def service_error(exc: ServiceError) -> Response[str]:
-    if isinstance(exc, (InvalidRequestException, SerializationException)):
-        metrics.add_metric(name=MetricName.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
-    logger.info("Request refused", extra={"errorType": exc.code, "errorMessage": exc.message})
-    return protocol.error(exc, _request_id())
-
-
-@app.exception_handler(StoreError)  # type: ignore[untyped-decorator]
-def store_error(exc: StoreError) -> Response[str]:
-    metrics.add_metric(name=MetricName.STORE_ERRORS, unit=MetricUnit.Count, value=1)
-    logger.exception("The runner store failed; answered InternalServiceError so the client retries")
-    return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), _request_id())
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def unexpected_error(exc: Exception) -> Response[str]:
-    metrics.add_metric(name=MetricName.INTERNAL_ERRORS, unit=MetricUnit.Count, value=1)
-    logger.exception("Unexpected error; answered InternalServiceError")
-    return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), _request_id())
+def is_load_balancer_event(event: dict[str, Any]) -> bool:
+    """An Application Load Balancer (Lambda target) event: its request context names the target group."""
+    return "elb" in (event.get("requestContext") or {})
 
 
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -142,12 +168,24 @@ LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 def make_handler(dependencies: Callable[[], Dependencies]) -> LambdaHandler:
     """A Lambda handler over the given dependencies (tests pass their own), with logging, tracing and metrics."""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @logger.inject_lambda_context
     @trace_lambda_handler
     @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        app.append_context(dependencies=dependencies)  # type: ignore[no-untyped-call]
-        return app.resolve(event, context)
+        if is_load_balancer_event(event):
+            # An ALB sends no request id: each request gets its own, answered and logged alike.
+            app: ApiGatewayResolver = LOAD_BALANCER
+            request_id = str(uuid.uuid4())
+        else:
+            app = REST_API
+            request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
+        logger.set_correlation_id(request_id)
+        app.append_context(dependencies=dependencies, request_id=request_id)  # type: ignore[no-untyped-call]
+        response = app.resolve(event, context)
+        if app is LOAD_BALANCER:
+            # The reason phrase the ALB answers with (its documented response carries one).
+            response["statusDescription"] = f"{response['statusCode']} {HTTPStatus(response['statusCode']).phrase}"
+        return response
 
     return lambda_handler
 

@@ -51,7 +51,6 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 class MetricName:
     """One name per thing counted, as the dashboard and alarms use them."""
 
-    HEARTBEATS = "Heartbeats"
     NEW_RUNNERS = "NewRunners"
     TERMINATE_ANSWERS = "TerminateAnswers"
     VALIDATION_ERRORS = "ValidationErrors"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from heartbeat import model
 from heartbeat.errors import InvalidRequestException, SerializationException
 from heartbeat.model import MODEL_PATTERN, HeartbeatRequest, parse_heartbeat
 
@@ -160,3 +161,12 @@ def test_wrong_json_type_is_a_serialization_error(field: str, value: object, kin
     with pytest.raises(SerializationException) as excinfo:
         parse_heartbeat(body(**{field: value}))
     assert excinfo.value.message == f"Value at '{field}' must be a JSON string, not {kind}"
+
+
+def test_forbidden_characters_are_exactly_those_outside_the_model_pattern_over_every_code_point() -> None:
+    def allowed(code: int) -> bool:  # the service model's pattern, read over Python's code points
+        return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
+
+    everything = "".join(map(chr, range(0x110000)))
+    forbidden = {match.start() for match in model._FORBIDDEN.finditer(everything)}
+    assert forbidden == {code for code in range(0x110000) if not allowed(code)}
