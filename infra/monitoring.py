@@ -214,7 +214,12 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Heartbeats and terminate answers per minute",
-                left=[service_metric("Heartbeats", minute), service_metric("TerminateAnswers", minute)],
+                # Heartbeats are counted by Lambda for free (every handler invocation is one request); the
+                # handler no longer writes a metric line per heartbeat, only for the rare terminate answer.
+                left=[
+                    handler.metric_invocations(period=minute, label="Heartbeats (handler invocations)"),
+                    service_metric("TerminateAnswers", minute),
+                ],
                 width=12,
             ),
             cw.GraphWidget(

@@ -383,7 +383,7 @@ def test_every_alarm_is_named_inside_the_pattern_the_policies_allow(private: Syn
 def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private: Synth) -> None:
     dashboard = only(private.template, "AWS::CloudWatch::Dashboard")
     body = str(dashboard["Properties"]["DashboardBody"])
-    for metric in ("Heartbeats", "TerminateAnswers", "RunnersFlagged", "4XXError", "5XXError", "Latency", "p99"):
+    for metric in ("Invocations", "TerminateAnswers", "RunnersFlagged", "4XXError", "5XXError", "Latency", "p99"):
         assert metric in body
 
 
