@@ -106,8 +106,15 @@ def _serve(app: ResolverT) -> ResolverT:
     def request_id() -> str:
         return str(app.context["request_id"])
 
+    def not_served() -> NotFoundException:
+        return NotFoundException(f"Nothing is served at {app.current_event.path}: send POST /")
+
+    # Powertools matches a route with re.match("^/$"), and "$" also matches before a final newline,
+    # so "/\n" would reach the routes below: they check the path is exactly "/".
     @app.post("/")
     def dispatch() -> Response[str]:
+        if app.current_event.path != "/":
+            raise not_served()
         target = header(app.current_event, protocol.TARGET_HEADER)
         if not target:
             raise UnknownOperationException(f"Missing {protocol.TARGET_HEADER} header")
@@ -121,13 +128,13 @@ def _serve(app: ResolverT) -> ResolverT:
 
     @app.route("/", method=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def wrong_method() -> Response[str]:
+        if app.current_event.path != "/":
+            raise not_served()
         raise MethodNotAllowedException(f"{app.current_event.http_method} is not allowed here: send POST /")
 
     @app.not_found
     def not_found(_: Exception) -> Response[str]:
-        return protocol.error(
-            NotFoundException(f"Nothing is served at {app.current_event.path}: send POST /"), request_id()
-        )
+        return protocol.error(not_served(), request_id())
 
     @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
     def service_error(exc: ServiceError) -> Response[str]:

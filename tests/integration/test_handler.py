@@ -208,6 +208,9 @@ REFUSALS = [
     pytest.param({"body": BEAT, "method": "DELETE"}, 405, "MethodNotAllowedException", id="delete"),
     pytest.param({"body": BEAT, "path": "/pipelines"}, 404, "NotFoundException", id="other-path"),
     pytest.param({"body": BEAT, "path": "/pipelines", "method": "GET"}, 404, "NotFoundException", id="other-path-get"),
+    # A route regex's "$" matches before a final newline: "/\n" must not reach the operation.
+    pytest.param({"body": BEAT, "path": "/\n"}, 404, "NotFoundException", id="root-and-newline"),
+    pytest.param({"body": BEAT, "path": "/\n", "method": "GET"}, 404, "NotFoundException", id="root-and-newline-get"),
 ]  # fmt: skip
 
 
