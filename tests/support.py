@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 EVENTS = Path(__file__).parent / "events"
 TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
@@ -192,7 +192,7 @@ class _Raw:
 def error_response(status: int, code: str) -> Callable[[], AWSResponse]:
     """A DynamoDB error answer, as botocore would receive it."""
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
-    return lambda: AWSResponse("http://dynamodb", status, {"x-amzn-ErrorType": code}, _Raw(body))
+    return lambda: AWSResponse("http://dynamodb", status, HTTPHeaders({"x-amzn-ErrorType": code}), _Raw(body))
 
 
 def raise_(error: Exception) -> Callable[[], Any]:
