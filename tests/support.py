@@ -192,7 +192,7 @@ class _Raw:
 def error_response(status: int, code: str) -> Callable[[], AWSResponse]:
     """A DynamoDB error answer, as botocore would receive it."""
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
-    return lambda: AWSResponse("http://dynamodb", status, HTTPHeaders({"x-amzn-ErrorType": code}), _Raw(body))
+    return lambda: AWSResponse("http://dynamodb", status, HTTPHeaders.from_dict({"x-amzn-ErrorType": code}), _Raw(body))
 
 
 def raise_(error: Exception) -> Callable[[], Any]:
