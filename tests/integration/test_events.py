@@ -153,7 +153,7 @@ def test_reset_clears_an_owed_event(aws: dict[str, Any]) -> None:
     store = aws["store"]
     beat(store, "gone", NOW - 3000)
     sweep(store, Config(TABLE), NOW, None)  # flagged, event owed
-    store.reset("gone")  # the operator repaired it, and it beats again
+    store.reset("gone", now=NOW)  # the operator repaired it, and it beats again
     beat(store, "gone", NOW + 1)
     assert sweep(store, Config(TABLE), NOW + 2, StaleEventPublisher("default", aws["events"])).events_published == 0
     assert received(aws) == []
