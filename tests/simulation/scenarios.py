@@ -17,7 +17,8 @@ def _per_group(scenario: Scenario) -> Scenario:
     return Scenario(
         **{
             **scenario.__dict__,
-            "name": scenario.name + " (per-group thresholds)",
+            "name": ("worker group 'fast' (50%, own threshold) dies whole" if scenario.die_group else scenario.name)
+            + " (per-group thresholds)",
             "groups": FAST,
             "stale_after_by_worker_group": FAST_THRESHOLDS,
             "die_group": (scenario.die_group[0], "fast") if scenario.die_group else None,
