@@ -171,16 +171,16 @@ def _error(status: int, code: str) -> AWSResponse:
     return AWSResponse("https://simulated", status, {"x-amzn-ErrorType": code}, _Raw(body))  # type: ignore[arg-type]
 
 
-def create_table(client: Any) -> None:
+def create_table(client: Any, table: str = TABLE) -> None:
     """The runners table as the stack defines it (on-demand, keyed on taskrunnerId, TTL on expiresAt)."""
     client.create_table(
-        TableName=TABLE,
+        TableName=table,
         KeySchema=[{"AttributeName": "taskrunnerId", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "taskrunnerId", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     client.update_time_to_live(
-        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
     )
 
 
