@@ -69,13 +69,12 @@ def is_stale(last_seen: float, now: float, stale_after_seconds: int, watching_si
     return now - max(last_seen, watching_since) > stale_after_seconds
 
 
-def is_quiet(last_heard: float, now: float, stale_after_seconds: int) -> bool:
+def is_quiet(last_seen: float, now: float, stale_after_seconds: int) -> bool:
     """Whether a runner has gone without a heartbeat for more than half its threshold.
 
     The guard's evidence of a heartbeat path that has stopped taking heartbeats (see judge_fleet).
-    last_heard is the later of its last heartbeat and its last reset.
     """
-    return now - last_heard > stale_after_seconds / 2
+    return now - last_seen > stale_after_seconds / 2
 
 
 def stale_after_for(worker_group: str | None, default_seconds: int, by_worker_group: Mapping[str, int]) -> int:
@@ -127,8 +126,8 @@ def judge_fleet(
     """The mass-staleness guard: which scopes' silences look like our outage rather than the runners'.
 
     The rule. A scope is held when more than mass_stale_fraction of its active runners (at
-    least MIN_FLEET_FOR_GUARD of them) are quiet: without a heartbeat (or reset) for more
-    than half their threshold. The scopes are the whole fleet, and each worker group that
+    least MIN_FLEET_FOR_GUARD of them) are quiet: without a heartbeat for more than half
+    their threshold. The scopes are the whole fleet, and each worker group that
     has a threshold of its own (STALE_AFTER_BY_WORKER_GROUP). A hold lasts a spell of
     consecutive held sweeps (next_hold), and protects every runner of the scope that was not
     yet stale when the spell began: silence counts against it only from the spell's last

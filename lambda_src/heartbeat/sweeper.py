@@ -85,8 +85,10 @@ def sweep(
             candidate.worker_group, config.stale_after_seconds, config.stale_after_by_worker_group
         )
         if candidate.status == Status.ACTIVE.value:
+            # Quiet is judged by heartbeats alone: an operator's resets during our outage are no sign that
+            # heartbeats arrive, and must not let the guard go.
+            census[candidate.worker_group] += Census(1, int(is_quiet(candidate.last_seen, now, threshold)))
             heard = silence_start(candidate.last_seen, candidate.reset_at)
-            census[candidate.worker_group] += Census(1, int(is_quiet(heard, now, threshold)))
             if is_stale(heard, now, threshold, since):
                 stale.append((candidate, threshold))
         elif candidate.event_pending:

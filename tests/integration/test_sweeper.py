@@ -204,6 +204,16 @@ def test_fleet_back_from_our_outage_gets_a_full_threshold_to_beat_again(
     assert sweep_through(store, config, clock, THRESHOLD + 300) == 0
 
 
+def test_resets_during_our_outage_do_not_let_the_guard_go(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    reports = sweep_fleet(store, config, clock, size=10, silent=10, seconds=THRESHOLD)
+    assert reports[-1].guard_tripped
+    for i in range(6):  # an operator resets most of the fleet while the path is still down
+        store.reset(f"r-{i}", now=clock.now)
+    assert sweep_through(store, config, clock, 2 * THRESHOLD) == 0
+    assert sweep(store, config, clock.now).guard_tripped
+    assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
+
+
 def test_reset_runner_is_not_flagged_until_silent_a_full_threshold_after_the_reset(
     store: RunnerStore, config: Config, clock: FakeClock
 ) -> None:
