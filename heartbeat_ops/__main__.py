@@ -225,6 +225,10 @@ class Operator:
             f"Examined {report.examined} active runners: {report.stale} stale, {report.flagged} flagged; "
             f"{report.events_published} stale events published, {report.events_owed} still owed"
         )
+        if report.in_grace and not self.args.override_guard:
+            self.write(
+                f"{report.in_grace} stale runners not flagged: the guard holds them, or held them within a threshold"
+            )
         if report.guard_tripped or report.guarded_groups:
             scope = "fleet-wide" if report.guard_tripped else "in " + ", ".join(report.guarded_groups)
             if self.args.override_guard:
