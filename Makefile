@@ -13,7 +13,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
 
-.PHONY: help venv node constraints serve test test-fast fuzz soak bench cost lint format synth deploy diff clean
+.PHONY: help venv node constraints serve test test-fast fuzz soak bench cost simulate lint format synth deploy diff clean
 
 help:
 	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench   measure requests per heartbeat, handler overhead, cold start, sweeper scale, throughput"
 	@echo "make cost    regenerate docs/cost.md from the bench's figures and the price table"
 	@echo "make soak    the full load test (16 clients, 20,000 heartbeats, 1,000 runners)"
+	@echo "make simulate  the fleet simulator's full grid: our outages and real deaths, as a table"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/ (example access context)"
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
 	@echo "make diff    CONTEXT='...'  show what a deploy would change"
@@ -68,6 +69,11 @@ fuzz: $(VENV)/.installed
 
 soak: $(VENV)/.installed
 	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/integration/test_load.py
+
+# The fleet simulator's whole grid (tests/simulation); SIMULATE_SIZES=10,100 or SIMULATE_ONLY=... narrow it.
+simulate: $(VENV)/.installed
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 POWERTOOLS_TRACE_DISABLED=true \
+		PYTHONPATH=lambda_src:. $(PY) -m tests.simulation
 
 # Figures, not assertions: see bench/__main__.py. BENCH_QUICK=1 is the seconds-long smoke run.
 bench: $(VENV)/.installed

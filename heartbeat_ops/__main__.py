@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
 from heartbeat.observability import logger
-from heartbeat.runners import Status
+from heartbeat.runners import Status, stale_after_for
 from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import STALE_EVENTS_QUEUE
@@ -218,8 +218,14 @@ class Operator:
         self.write(f"Runner {self.args.id} will be told to terminate at its next heartbeat (requested by {by}{reason})")
 
     def reset(self) -> None:
-        self.store.reset(self.args.id, now=self.clock())
-        self.write(f"Runner {self.args.id} is active again: its next heartbeat answers terminate: false")
+        runner = self.store.reset(self.args.id, now=self.clock())
+        threshold = stale_after_for(
+            runner.worker_group, self.config.stale_after_seconds, self.config.stale_after_by_worker_group
+        )
+        self.write(
+            f"Runner {self.args.id} is active again: its next heartbeat answers terminate: false, and the sweeper "
+            f"will not flag it unless it stays silent for more than {threshold} s (its threshold) from now"
+        )
 
     def forget(self) -> None:
         self.store.forget(self.args.id)
@@ -271,6 +277,10 @@ class Operator:
             f"Examined {report.examined} active runners: {report.stale} stale, {report.flagged} flagged; "
             f"{report.events_published} stale events published, {report.events_owed} still owed"
         )
+        if report.in_grace and not self.args.override_guard:
+            self.write(
+                f"{report.in_grace} stale runners not flagged: the guard holds them, or held them within a threshold"
+            )
         if report.guard_tripped or report.guarded_groups:
             scope = "fleet-wide" if report.guard_tripped else "in " + ", ".join(report.guarded_groups)
             if self.args.override_guard:

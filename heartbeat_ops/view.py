@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from heartbeat.events import iso
-from heartbeat.runners import Runner, Status, is_stale, stale_after_for
+from heartbeat.runners import Runner, Status, is_stale, silence_start, stale_after_for
 
 COLUMNS = (("ID", 36), ("WORKER GROUP", 18), ("HOSTNAME", 30), ("LAST SEEN", 10), ("STATUS", 11), ("BEATS", 7))
 
@@ -23,7 +23,9 @@ def age(seconds: float) -> str:
 def shown_status(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> str:
     """The stored status; an active runner already silent past its threshold shows as 'overdue'."""
     threshold = stale_after_for(runner.worker_group, default_threshold, by_group)
-    if runner.status == Status.ACTIVE.value and is_stale(runner.last_seen, now, threshold, watching_since=0):
+    if runner.status == Status.ACTIVE.value and is_stale(
+        silence_start(runner.last_seen, runner.reset_at), now, threshold, watching_since=0
+    ):
         return "overdue"
     return runner.status
 

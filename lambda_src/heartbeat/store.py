@@ -20,15 +20,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from heartbeat.model import HeartbeatRequest
-from heartbeat.runners import Runner, Status, expires_at
+from heartbeat.runners import Hold, Runner, Status, expires_at
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -81,6 +81,7 @@ class SweepCandidate:
     hostname: str | None = None
     stale_at: float | None = None
     event_pending: bool = False
+    reset_at: float | None = None  # an operator's last reset: silence counts from then at the earliest
 
 
 class UnknownRunner(LookupError):
@@ -89,10 +90,18 @@ class UnknownRunner(LookupError):
 
 @dataclass(frozen=True)
 class SweepState:
-    """When the sweeper last completed, and since when it has watched without a gap."""
+    """The sweeper's memory between runs (see sweeper.py and runners.judge_fleet).
+
+    last_sweep_at is when the last completed sweep started (it orders sweeps), finished_at when
+    it ended (the sweeper's down time is measured from there), watching_since when its unbroken
+    watch began, and the holds the guard's last spells of holding the whole fleet or a worker group.
+    """
 
     last_sweep_at: float
     watching_since: float
+    finished_at: float | None = None
+    fleet_hold: Hold | None = None
+    group_holds: Mapping[str | None, Hold] = field(default_factory=dict)
 
 
 def _n(value: float) -> AttributeValueTypeDef:
@@ -286,7 +295,7 @@ class RunnerStore:
         pages = self.client.get_paginator("scan").paginate(
             TableName=self.table_name,
             ProjectionExpression=f"taskrunnerId, {FULL_ID_ATTRIBUTE}, #status, lastSeen, workerGroup, hostname, "
-            "staleAt, eventPending",
+            "staleAt, eventPending, resetAt",
             FilterExpression=f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
@@ -300,6 +309,7 @@ class RunnerStore:
                 hostname=item.get("hostname", {}).get("S"),
                 stale_at=float(item["staleAt"]["N"]) if "staleAt" in item else None,
                 event_pending="eventPending" in item,
+                reset_at=float(item["resetAt"]["N"]) if "resetAt" in item else None,
             )
 
     def runners(self) -> Iterator[Runner]:
@@ -320,7 +330,7 @@ class RunnerStore:
             raise StoreError(f"scan failed: {type(error).__name__}") from error
 
     def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
-        """Flag an active runner stale unless a heartbeat since last_seen_before wins the race.
+        """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race.
 
         Returns whether this call flagged it.
         """
@@ -333,7 +343,8 @@ class RunnerStore:
                 # eventPending: the stale event is owed until it is published (see sweeper.py).
                 UpdateExpression="SET #status = :stale, staleAt = :now, eventPending = :true",
                 ConditionExpression=address.condition(
-                    f"#status = :active AND lastSeen < :cutoff AND {TTL_ATTRIBUTE} > :now"
+                    f"#status = :active AND lastSeen < :cutoff AND {TTL_ATTRIBUTE} > :now "
+                    "AND (attribute_not_exists(resetAt) OR resetAt < :cutoff)"
                 ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
@@ -375,12 +386,16 @@ class RunnerStore:
             values[":reason"] = {"S": reason}
         return self._operator_update(taskrunner_id, "SET " + assignments, values)
 
-    def reset(self, taskrunner_id: str, *, now: float) -> Runner:
-        """Clear a stale or terminate flag, for a runner an operator has repaired."""
+    def reset(self, taskrunner_id: str, now: float) -> Runner:
+        """Clear a stale or terminate flag, for a runner an operator has repaired.
+
+        Records resetAt = now: the sweeper counts the runner's silence from then at the earliest,
+        so it gets a full threshold to beat again.
+        """
         return self._operator_update(
             taskrunner_id,
-            "SET #status = :active REMOVE staleAt, eventPending, terminateRequestedAt, terminateRequestedBy, "
-            "terminateReason",
+            "SET #status = :active, resetAt = :now REMOVE staleAt, eventPending, terminateRequestedAt, "
+            "terminateRequestedBy, terminateReason",
             {":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
         )
 
@@ -424,19 +439,58 @@ class RunnerStore:
         item = response.get("Item")
         if not item:
             return None
-        return SweepState(float(item["lastSweepAt"]["N"]), float(item["watchingSince"]["N"]))
-
-    def save_sweep_state(self, state: SweepState) -> None:
-        """Record a completed sweep."""
-        self._request(
-            "put_item",
-            TableName=self.table_name,
-            Item={
-                "taskrunnerId": {"S": SWEEP_STATE_KEY},
-                "lastSweepAt": _n(state.last_sweep_at),
-                "watchingSince": _n(state.watching_since),
+        return SweepState(
+            last_sweep_at=float(item["lastSweepAt"]["N"]),
+            watching_since=float(item["watchingSince"]["N"]),
+            finished_at=_optional_number(item, "finishedAt"),
+            fleet_hold=_hold(item["fleetHold"]["M"]) if "fleetHold" in item else None,
+            group_holds={
+                entry["M"]["workerGroup"].get("S"): _hold(entry["M"])
+                for entry in item.get("groupHolds", {}).get("L", [])
             },
         )
+
+    def save_sweep_state(self, state: SweepState) -> bool:
+        """Record a completed sweep, unless a sweep that started later has already recorded its own.
+
+        Conditional, so that state never goes backwards (an operator's manual sweep that ends
+        after a newer scheduled one must not overwrite it). Returns whether it was recorded.
+        """
+        item: dict[str, AttributeValueTypeDef] = {
+            "taskrunnerId": {"S": SWEEP_STATE_KEY},
+            "lastSweepAt": _n(state.last_sweep_at),
+            "watchingSince": _n(state.watching_since),
+            # A list, not a map: a worker group may be "" or absent (None), and both must round-trip.
+            "groupHolds": {
+                "L": [
+                    {"M": {"workerGroup": {"NULL": True} if group is None else {"S": group}, **_hold_item(hold)}}
+                    for group, hold in state.group_holds.items()
+                ]
+            },
+        }
+        if state.finished_at is not None:
+            item["finishedAt"] = _n(state.finished_at)
+        if state.fleet_hold is not None:
+            item["fleetHold"] = {"M": _hold_item(state.fleet_hold)}
+        try:
+            self._request(
+                "put_item",
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(taskrunnerId) OR lastSweepAt <= :started",
+                ExpressionAttributeValues={":started": _n(state.last_sweep_at)},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+
+def _hold(item: Mapping[str, Any]) -> Hold:
+    return Hold(since=float(item["heldSince"]["N"]), last=float(item["heldAt"]["N"]))
+
+
+def _hold_item(hold: Hold) -> dict[str, AttributeValueTypeDef]:
+    return {"heldSince": _n(hold.since), "heldAt": _n(hold.last)}
 
 
 def _error_code(error: ClientError) -> str:
@@ -477,6 +531,7 @@ def _runner(item: dict[str, Any]) -> Runner:
         terminate_requested_at=_optional_number(item, "terminateRequestedAt"),
         terminate_requested_by=item.get("terminateRequestedBy", {}).get("S"),
         terminate_reason=item.get("terminateReason", {}).get("S"),
+        reset_at=_optional_number(item, "resetAt"),
     )
 
 

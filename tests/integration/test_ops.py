@@ -11,8 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from heartbeat.config import Config
 from heartbeat.model import HeartbeatRequest
 from heartbeat.store import RunnerStore, SweepState
+from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 from heartbeat_ops.__main__ import main
 
@@ -120,10 +122,22 @@ def test_terminate_records_who_when_why_and_the_next_heartbeat_is_told_to_stop(s
 
 def test_reset_clears_the_flag(store: RunnerStore) -> None:
     status, out, _ = run("runners", "reset", "runner-d")
-    assert (status, out) == (0, "Runner runner-d is active again: its next heartbeat answers terminate: false\n")
+    assert (status, out) == (
+        0,
+        "Runner runner-d is active again: its next heartbeat answers terminate: false, and the sweeper will not "
+        "flag it unless it stays silent for more than 2700 s (its threshold) from now\n",
+    )
     runner = store.get_runner("runner-d")
     assert runner is not None
-    assert (runner.status, runner.stale_at, runner.event_pending) == ("active", None, False)
+    assert (runner.status, runner.stale_at, runner.event_pending, runner.reset_at) == ("active", None, False, NOW)
+    # What the message promises: no sweep flags it until a threshold after the reset (the guard, which the
+    # rest of this small silent fleet would trip, is overridden so that only the reset's grace decides).
+    config = Config(TABLE)
+    store.save_sweep_state(SweepState(last_sweep_at=NOW + 2400, watching_since=NOW - 86_400))  # on schedule
+    sweep(store, config, NOW + 2700, override_guard=True)
+    assert store.get_runner("runner-d").status == "active"  # type: ignore[union-attr]
+    sweep(store, config, NOW + 2701, override_guard=True)
+    assert store.get_runner("runner-d").status == "stale"  # type: ignore[union-attr]
 
 
 def test_forget_deletes_the_record(store: RunnerStore) -> None:
@@ -184,7 +198,8 @@ def test_sweep_flags_the_overdue_runner_and_reports(store: RunnerStore) -> None:
 
 def test_sweep_override_guard_flags_past_a_tripped_guard(store: RunnerStore) -> None:
     for i in range(10):
-        store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 4000, RETENTION)
+        # went silent together, stale since shortly after the last sweep (earlier, it would have flagged them)
+        store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 2800, RETENTION)
     store.save_sweep_state(SweepState(last_sweep_at=NOW - 300, watching_since=NOW - 86_400))
     status, out, _ = run("runners", "sweep")
     assert "Mass-staleness guard tripped fleet-wide: flags held back." in out

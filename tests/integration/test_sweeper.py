@@ -11,7 +11,7 @@ from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Status
-from heartbeat.store import RunnerStore
+from heartbeat.store import RunnerStore, SweepState
 from heartbeat.sweeper import SweepReport, lambda_handler, sweep
 from tests.conftest import TABLE
 from tests.support import FakeClock, LambdaContext, heartbeat_event
@@ -46,18 +46,35 @@ def sweep_through(store: RunnerStore, config: Config, clock: FakeClock, seconds:
     return flagged
 
 
-def sweep_fleet(store: RunnerStore, config: Config, clock: FakeClock, size: int, silent: int) -> SweepReport:
-    """Runners r-0..r-(size-1) beat together while the sweeper runs on schedule; a threshold and a second
-    later all but the first `silent` beat again, and one more sweep runs. Returns that sweep's report."""
+PERIOD = 900  # Task Runner's beat
+
+
+def sweep_fleet(
+    store: RunnerStore, config: Config, clock: FakeClock, size: int, silent: int, *, seconds: float = 2 * THRESHOLD
+) -> list[SweepReport]:
+    """A staggered fleet, as real Task Runners beat: r-i beats every PERIOD at offset i * PERIOD / size.
+
+    It beats for a period; then r-0..r-(silent-1) stop at once while the rest go on, and the
+    sweeper runs every 300 s for `seconds`. Returns the reports of the sweeps after the stop.
+    """
+    sweep(store, config, clock.now)
     start = clock.now
-    sweep(store, config, start)
-    for i in range(size):
-        beat(store, f"r-{i}", start)
-    assert sweep_through(store, config, clock, THRESHOLD) == 0
-    clock.advance(1)
-    for i in range(silent, size):
-        beat(store, f"r-{i}", clock.now)
-    return sweep(store, config, clock.now)
+    beats = [(start + i * PERIOD / size + k * PERIOD, f"r-{i}", i) for i in range(size) for k in range(100)]
+    stop = start + PERIOD
+    sweeps = [start + 17 + k * 300 for k in range(int((PERIOD + seconds) // 300))]
+    timeline = sorted(
+        [(t, 1, runner, i) for t, runner, i in beats if t < stop + seconds] + [(t, 0, "", 0) for t in sweeps]
+    )
+    reports = []
+    for when, kind, runner, index in timeline:
+        clock.now = when
+        if kind == 1 and (index >= silent or when < stop):
+            beat(store, runner, when)
+        elif kind == 0:
+            report = sweep(store, config, when)
+            if when >= stop:
+                reports.append(report)
+    return reports
 
 
 def status_of(store: RunnerStore, runner_id: str) -> str:
@@ -107,12 +124,13 @@ def test_runner_beating_within_the_threshold_is_never_flagged(
     assert status_of(store, "live") == Status.ACTIVE
 
 
-def test_only_the_silent_runner_of_a_mixed_fleet_is_flagged(
+def test_only_the_silent_runner_of_a_staggered_fleet_is_flagged(
     store: RunnerStore, config: Config, clock: FakeClock
 ) -> None:
-    report = sweep_fleet(store, config, clock, size=5, silent=1)
-    assert (report.examined, report.flagged) == (5, 1)
-    assert [status_of(store, f"r-{i}") for i in range(5)] == ["stale"] + ["active"] * 4
+    reports = sweep_fleet(store, config, clock, size=10, silent=1)
+    assert sum(r.flagged for r in reports) == 1
+    assert not any(r.guard_tripped for r in reports)
+    assert [status_of(store, f"r-{i}") for i in range(10)] == ["stale"] + ["active"] * 9
 
 
 def test_heartbeat_that_lands_after_the_scan_wins_over_the_flag(
@@ -142,18 +160,105 @@ def test_expired_records_are_not_examined(store: RunnerStore, config: Config, cl
     assert sweep(store, config, clock.now + 1).examined == 0
 
 
-def test_mass_staleness_guard_flags_none_when_most_of_the_fleet_goes_silent(
+def test_mass_staleness_guard_flags_none_when_most_of_a_staggered_fleet_goes_silent(
     store: RunnerStore, config: Config, clock: FakeClock, log_lines: Any
 ) -> None:
-    report = sweep_fleet(store, config, clock, size=10, silent=6)  # more than half
-    assert (report.stale, report.flagged, report.guard_tripped) == (6, 0, True)
+    reports = sweep_fleet(store, config, clock, size=10, silent=6)  # more than half
+    assert sum(r.flagged for r in reports) == 0
+    assert reports[-1].stale == 6
+    assert reports[-1].guard_tripped
     assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
     assert any(line["message"].startswith("Mass-staleness guard tripped") for line in log_lines())
+    # The operator confirms they are gone.
+    report = sweep(store, config, clock.advance(300), override_guard=True)
+    assert report.flagged == 6
+    assert [status_of(store, f"r-{i}") for i in range(10)] == ["stale"] * 6 + ["active"] * 4
 
 
 def test_mass_staleness_guard_allows_exactly_the_fraction(store: RunnerStore, config: Config, clock: FakeClock) -> None:
-    report = sweep_fleet(store, config, clock, size=10, silent=5)
-    assert (report.flagged, report.guard_tripped) == (5, False)
+    reports = sweep_fleet(store, config, clock, size=10, silent=5)
+    assert sum(r.flagged for r in reports) == 5
+    assert not any(r.guard_tripped for r in reports)
+
+
+def test_whole_staggered_fleet_silent_as_in_our_outage_is_never_flagged(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    reports = sweep_fleet(store, config, clock, size=20, silent=20, seconds=4 * THRESHOLD)
+    assert sum(r.flagged for r in reports) == 0
+    # The guard held before the first runner crossed its threshold.
+    first_stale = next(i for i, r in enumerate(reports) if r.stale)
+    assert reports[first_stale].guard_tripped
+    assert all(r.guard_tripped for r in reports[first_stale:])
+
+
+def test_fleet_back_from_our_outage_gets_a_full_threshold_to_beat_again(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    sweep_fleet(store, config, clock, size=10, silent=10, seconds=2 * THRESHOLD)  # held
+    back = clock.now
+    for i in range(10):  # the fleet comes back over one period, one runner every 90 s, sweeps on schedule
+        beat(store, f"r-{i}", back + i * 90)
+        if i % 3 == 2:
+            assert sweep(store, config, back + i * 90 + 1).flagged == 0
+    assert sweep_through(store, config, clock, THRESHOLD + 300) == 0
+
+
+def test_resets_during_our_outage_do_not_let_the_guard_go(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    reports = sweep_fleet(store, config, clock, size=10, silent=10, seconds=THRESHOLD)
+    assert reports[-1].guard_tripped
+    for i in range(6):  # an operator resets most of the fleet while the path is still down
+        store.reset(f"r-{i}", now=clock.now)
+    assert sweep_through(store, config, clock, 2 * THRESHOLD) == 0
+    assert sweep(store, config, clock.now).guard_tripped
+    assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
+
+
+def test_reset_runner_is_not_flagged_until_silent_a_full_threshold_after_the_reset(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    beat(store, "r", clock.now)
+    sweep(store, config, clock.now)
+    assert sweep_through(store, config, clock, THRESHOLD + 300) == 1
+    reset_at = clock.now
+    store.reset("r", now=reset_at)
+    assert sweep_through(store, config, clock, THRESHOLD) == 0  # not before a full threshold
+    assert status_of(store, "r") == Status.ACTIVE
+    assert sweep_through(store, config, clock, 300) == 1  # silent past it: flagged again
+
+
+def test_reset_that_lands_between_scan_and_flag_wins(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    beat(store, "r", clock.now)
+    clock.advance(THRESHOLD + 10)
+    store.reset("r", now=clock.now)
+    assert store.flag_stale("r", last_seen_before=clock.now - THRESHOLD, now=clock.now) is False
+
+
+def test_older_sweep_never_overwrites_the_state_of_a_newer_one(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    sweep(store, config, clock.now)
+    newer = clock.now + 300
+    sweep(store, config, newer)  # the scheduled sweep
+    report = sweep(store, config, clock.now + 200)  # an operator's manual sweep that started earlier, ends later
+    assert report.state_saved is False
+    state = store.load_sweep_state()
+    assert state is not None
+    assert state.last_sweep_at == newer
+
+
+def test_a_long_sweep_does_not_restart_the_watch(store: RunnerStore, config: Config, clock: FakeClock) -> None:
+    watching = clock.now - 86_400
+    # The last sweep started a threshold and more ago, but ran long and finished a minute ago.
+    store.save_sweep_state(
+        SweepState(last_sweep_at=clock.now - THRESHOLD - 600, watching_since=watching, finished_at=clock.now - 60)
+    )
+    assert sweep(store, config, clock.now).watching_since == watching
+    # Measured from its end, a real gap still restarts it.
+    store.save_sweep_state(
+        SweepState(last_sweep_at=clock.now + 1, watching_since=watching, finished_at=clock.now + 1 - THRESHOLD - 1)
+    )
+    assert sweep(store, config, clock.now + 2).watching_since == clock.now + 2
 
 
 def test_fraction_of_one_turns_the_guard_off(store: RunnerStore, clock: FakeClock) -> None:

@@ -1,0 +1,1 @@
+"""The fleet simulator: the real handler, store and sweeper on a controllable clock (see fleet.py)."""
