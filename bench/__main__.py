@@ -25,10 +25,11 @@ import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bench.capacity import item_size, scan_read_units, write_units
+from bench import sweeper
+from bench.capacity import item_size, write_units
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, SweepState
+from heartbeat.store import CLIENT_CONFIG, RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.gateway import LocalLambdaContext, proxy_event
 from heartbeat_local.process import LocalProcess, local_endpoint
@@ -231,51 +232,7 @@ def cold_start(runs: int) -> dict[str, Any]:
     }
 
 
-# 4. Sweeper scale
-
-
-def sweeper_scale(fleets: list[tuple[int, float]]) -> dict[str, Any]:
-    """Sweep time, requests and read units for seeded fleets, 1% (or more) of them stale."""
-    rows = []
-    for size, stale_fraction in fleets:
-        with mock_aws():
-            client = boto3.client("dynamodb", **KEYS)
-            create_table(client, TABLE)
-            now = 1_795_521_600.0
-            stale_every = round(1 / stale_fraction)
-            sizes = []
-            batch: list[Any] = []
-            for i in range(size):
-                last_seen = now - (THRESHOLD + 600 if i % stale_every == 0 else 300)
-                item = {
-                    "taskrunnerId": {"S": f"i-{i:017x}-taskrunner"}, "status": {"S": "active"},
-                    "firstSeen": {"N": f"{now - 86_400:.3f}"}, "lastSeen": {"N": f"{last_seen:.3f}"},
-                    "heartbeatCount": {"N": "96"}, "expiresAt": {"N": str(int(last_seen) + RETENTION)},
-                    "hostname": {"S": f"ip-10-{i % 250}-{i // 250 % 250}-{i % 199}.eu-west-1.compute.internal"},
-                    "workerGroup": {"S": "etl-workers-prod"},
-                }  # fmt: skip
-                sizes.append(item_size(item))
-                batch.append({"PutRequest": {"Item": item}})
-                if len(batch) == 25:
-                    client.batch_write_item(RequestItems={TABLE: batch})
-                    batch = []
-            if batch:
-                client.batch_write_item(RequestItems={TABLE: batch})
-            store = RunnerStore(TABLE, client=client)
-            config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION)
-            calls = Calls(client)
-            # A sweeper that has been running on schedule: its watch began long ago.
-            store.save_sweep_state(SweepState(last_sweep_at=now - 300, watching_since=now - 86_400))
-            with calls.measuring() as counted:
-                started = time.perf_counter()
-                report = sweep(store, config, now)
-                elapsed = time.perf_counter() - started
-            rows.append({
-                "runners": size, "stale": report.stale, "flagged": report.flagged,
-                "seconds_in_moto": elapsed, "requests": dict(counted),
-                "read_units": scan_read_units(sizes), "mean_item_bytes": sum(sizes) / len(sizes),
-            })  # fmt: skip
-    return {"fleets": rows}
+# 4. Sweeper scale: bench/sweeper.py
 
 
 # 5. Local endpoint throughput
@@ -357,11 +314,7 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"   import {module:<31} {ms:8.1f} ms")
     print(f"   handler / boto3 {c['handler_vs_boto3']:.2f}x   sweeper / boto3 {c['sweeper_vs_boto3']:.2f}x"
           f"   handler with sdkTracing / boto3 {c['handler_with_sdk_tracing_vs_boto3']:.2f}x")  # fmt: skip
-    print("\n4. Sweeper scale (moto, seeded; read units as DynamoDB bills a scan)")
-    for row in results["sweeper"]["fleets"]:
-        requests = ", ".join(f"{n} {op}" for op, n in sorted(row["requests"].items()))
-        print(f"   {row['runners']:>7} runners, {row['stale']:>5} stale: {row['seconds_in_moto']:7.2f} s in moto,"
-              f" {row['read_units']:>8.1f} RU, flagged {row['flagged']}  [{requests}]")  # fmt: skip
+    sweeper.print_section(results["sweeper"])
     print("\n5. Local endpoint (make serve) with N concurrent boto3 clients")
     for row in results["local_endpoint"]["levels"]:
         print(f"   {row['clients']:>2} clients  {row['kind']:<16} {row['per_second']:7.1f}/s"
@@ -377,8 +330,7 @@ def main() -> int:
     results["requests"] = requests_per_heartbeat()
     results["handler"] = handler_overhead(300 if QUICK else 5000)
     results["cold_start"] = cold_start(2 if QUICK else 9)
-    results["sweeper"] = sweeper_scale([(200, 0.01), (1000, 0.01)] if QUICK else
-                                       [(10_000, 0.01), (100_000, 0.01), (10_000, 0.1)])  # fmt: skip
+    results["sweeper"] = sweeper.scale(QUICK)
     results["local_endpoint"] = endpoint_throughput([1, 8, 32] if not QUICK else [1, 8], 40 if QUICK else 640)
     results["seconds"] = time.perf_counter() - started
     print_table(results)
