@@ -30,6 +30,7 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 from botocore.awsrequest import AWSResponse
@@ -175,6 +176,13 @@ def time_per_100k(runners: int, segment_counts: list[int], page_wait: float) -> 
     return rows
 
 
+def botocore_parse_per_100k(runners: int) -> float:
+    """CPU seconds per 100k runners with botocore parsing every item value, as before the lean parse."""
+    with mock.patch("heartbeat.store._lean_scan_items", return_value=None):
+        run = canned_sweep(runners, SCAN_SEGMENTS, stale_every=runners + 1, page_wait=0)
+    return float(run["cpu_seconds"]) * 100_000 / runners
+
+
 def cost_per_flag(runners: int, flags: int) -> float:
     """CPU seconds the sweeper spends per runner it flags (one conditional UpdateItem each), from two sweeps."""
     quiet = canned_sweep(runners, SCAN_SEGMENTS, stale_every=runners + 1, page_wait=0)
@@ -288,6 +296,7 @@ def _scale(quick: bool) -> dict[str, Any]:
         "cpu_seconds_per_100k": cpu_per_runner * 100_000,
         "read_units_per_100k": moto["read_units"] * 100_000 / moto["scans"][0]["runners"],
         "scan_requests_per_100k": pages_for(100_000, SCAN_SEGMENTS),
+        "cpu_seconds_per_100k_botocore_parse": botocore_parse_per_100k(runners // 2),
         "cpu_seconds_per_flag": cost_per_flag(runners // 10, 100),
         "estimate_1m_seconds": estimate(1_000_000),
         "estimate_10m_seconds": estimate(10_000_000),
@@ -310,6 +319,8 @@ def print_section(result: dict[str, Any]) -> None:
         print(f"   {row['segments']:>2} segments: {row['seconds_per_100k']:6.2f} s wall,"
               f" {row['cpu_seconds_per_100k']:5.2f} s CPU per 100k runners  ({row['scan_requests']} Scan requests"
               f" for {row['runners']:,})")  # fmt: skip
+    print(f"   CPU per 100k runners with botocore parsing each value (before): "
+          f"{result['cpu_seconds_per_100k_botocore_parse']:.2f} s")  # fmt: skip
     print(f"   read units per 100k runners {result['read_units_per_100k']:.1f}   CPU per flagged runner"
           f" {result['cpu_seconds_per_flag'] * 1000:.2f} ms")  # fmt: skip
     for row in result["moto"]["scans"]:
