@@ -44,8 +44,9 @@ CLIENT_CONFIG = BotoConfig(
 
 _UPSERT_ATTEMPTS = 3
 
-# The sweeper's scan: segments read at once, and items per page (None: DynamoDB's own 1 MB pages).
-# 8 segments keep a 10M-runner table's scan well inside the sweep interval (README, Sweeper scale).
+# The sweeper's scan: segments read at once. 8 keep a 10M-runner table's scan well inside the
+# sweep interval (README, Sweeper scale), and with the sweep's own writes they stay within
+# botocore's default pool of 10 connections (more segments need a bigger max_pool_connections).
 SCAN_SEGMENTS = 8
 
 
