@@ -419,9 +419,9 @@ class RunnerStore:
 def _lean_scan_items(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
     """Hand a Scan's items over as DynamoDB sent them, parsed by json alone.
 
-    botocore's shape-by-shape parse of each attribute value was nine tenths of the sweeper's time
-    (make bench), yet its result is the same JSON for every type this table stores (S, N, BOOL;
-    only binary would differ). botocore parses the rest of the page (keys, counts) as usual; this
+    botocore's shape-by-shape parse of each attribute value was three quarters of the sweeper's
+    CPU (make bench: 4.9 -> 1.3 s per 100,000 runners), yet its result is the same JSON for every
+    type this table stores (S, N, BOOL; only binary would differ). botocore parses the rest of the page (keys, counts) as usual; this
     is the hook it uses itself to override parsed fields (S3's Expires header).
     """
     if response_dict["status_code"] != 200:
