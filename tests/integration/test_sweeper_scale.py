@@ -172,16 +172,18 @@ def test_scan_reads_each_item_once_per_sweep(dynamodb: Any, store: RunnerStore, 
     assert (len(attempts.scans), attempts.scanned) == (first, items_in_table)  # deterministic
 
 
-def test_scan_passes_what_the_sweeper_and_its_guard_need_and_drops_the_rest_on_the_server(
+def test_scan_passes_what_the_sweeper_needs_and_drops_the_rest_on_the_server(
     store: RunnerStore, fleet: list[Runner]
 ) -> None:
+    owing = next(r for r in fleet if should_be_flagged(r))
+    assert store.flag_stale(owing.taskrunner_id, last_seen_before=NOW, now=NOW)  # its stale event is now owed
     candidates = {c.taskrunner_id: c for c in store.sweep_candidates(NOW)}
-    wanted = {
-        r.taskrunner_id for r in fleet if r.expires_at > NOW and r.status in (Status.ACTIVE.value, Status.STALE.value)
-    }
-    assert set(candidates) == wanted  # no expired record, no drained runner, not the sweeper's state
+    wanted = {r.taskrunner_id for r in fleet if r.expires_at > NOW and r.status == Status.ACTIVE.value}
+    # No expired record, no drained runner, no flagged one that owes nothing, not the sweeper's state.
+    assert set(candidates) == wanted
+    assert (candidates[owing.taskrunner_id].status, candidates[owing.taskrunner_id].event_pending) == ("stale", True)
     for runner in fleet:
-        if runner.taskrunner_id in wanted:
+        if runner.taskrunner_id in wanted and runner is not owing:
             candidate = candidates[runner.taskrunner_id]
             assert (candidate.status, candidate.last_seen, candidate.worker_group, candidate.hostname) == (
                 runner.status,
