@@ -25,12 +25,13 @@ import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from bench import sweeper
 from bench.canned import RUNNER_ATTRIBUTES, Attempts, CannedDynamoDB, canned_endpoint
-from bench.capacity import item_size, scan_read_units, write_units
+from bench.capacity import item_size, write_units
 from bench.logbytes import log_bytes
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, SweepState
+from heartbeat.store import CLIENT_CONFIG, RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.gateway import LocalLambdaContext, proxy_event
 from heartbeat_local.process import LocalProcess, local_endpoint
@@ -288,51 +289,7 @@ def cold_start(runs: int) -> dict[str, Any]:
     }
 
 
-# 4. Sweeper scale
-
-
-def sweeper_scale(fleets: list[tuple[int, float]]) -> dict[str, Any]:
-    """Sweep time, requests and read units for seeded fleets, 1% (or more) of them stale."""
-    rows = []
-    for size, stale_fraction in fleets:
-        with mock_aws():
-            client = boto3.client("dynamodb", **KEYS)
-            create_table(client, TABLE)
-            now = 1_795_521_600.0
-            stale_every = round(1 / stale_fraction)
-            sizes = []
-            batch: list[Any] = []
-            for i in range(size):
-                last_seen = now - (THRESHOLD + 600 if i % stale_every == 0 else 300)
-                item = {
-                    "taskrunnerId": {"S": f"i-{i:017x}-taskrunner"}, "status": {"S": "active"},
-                    "firstSeen": {"N": f"{now - 86_400:.3f}"}, "lastSeen": {"N": f"{last_seen:.3f}"},
-                    "heartbeatCount": {"N": "96"}, "expiresAt": {"N": str(int(last_seen) + RETENTION)},
-                    "hostname": {"S": f"ip-10-{i % 250}-{i // 250 % 250}-{i % 199}.eu-west-1.compute.internal"},
-                    "workerGroup": {"S": "etl-workers-prod"},
-                }  # fmt: skip
-                sizes.append(item_size(item))
-                batch.append({"PutRequest": {"Item": item}})
-                if len(batch) == 25:
-                    client.batch_write_item(RequestItems={TABLE: batch})
-                    batch = []
-            if batch:
-                client.batch_write_item(RequestItems={TABLE: batch})
-            store = RunnerStore(TABLE, client=client)
-            config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION)
-            calls = Calls(client)
-            # A sweeper that has been running on schedule: its watch began long ago.
-            store.save_sweep_state(SweepState(last_sweep_at=now - 300, watching_since=now - 86_400))
-            with calls.measuring() as counted:
-                started = time.perf_counter()
-                report = sweep(store, config, now)
-                elapsed = time.perf_counter() - started
-            rows.append({
-                "runners": size, "stale": report.stale, "flagged": report.flagged,
-                "seconds_in_moto": elapsed, "requests": dict(counted),
-                "read_units": scan_read_units(sizes), "mean_item_bytes": sum(sizes) / len(sizes),
-            })  # fmt: skip
-    return {"fleets": rows}
+# 4. Sweeper scale: bench/sweeper.py
 
 
 # 5. Local endpoint throughput
@@ -422,11 +379,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"   ratio {c['ratio']:.2f}x   (imports alone {c['import_ratio']:.2f}x)")
     r = results["requests"]["retried"]
     print(f"\n   Retries counted: a heartbeat throttled once = {r['api_calls']} API calls, {r['attempts']} attempts")
-    print("\n4. Sweeper scale (moto, seeded; read units as DynamoDB bills a scan)")
-    for row in results["sweeper"]["fleets"]:
-        requests = ", ".join(f"{n} {op}" for op, n in sorted(row["requests"].items()))
-        print(f"   {row['runners']:>7} runners, {row['stale']:>5} stale: {row['seconds_in_moto']:7.2f} s in moto,"
-              f" {row['read_units']:>8.1f} RU, flagged {row['flagged']}  [{requests}]")  # fmt: skip
+    sweeper.print_section(results["sweeper"])
     logs = results["log_bytes"]
     print("\n6. Log bytes per heartbeat (real handler runs; platform lines at the stack's system level WARN: none)")
     for row in logs["paths"]:
@@ -461,13 +414,13 @@ def check_log_bytes(result: dict[str, Any]) -> list[str]:
 def figures(results: dict[str, Any]) -> dict[str, Any]:
     """The measured figures the cost model reads (bench/cost.py), from one run."""
     # The sweeper's scale bench (time and read units per 100k runners) when it is there, else the fleet table.
-    sweeper = next(
+    scale = next(
         (results[key] for key in ("sweeper", "sweeper_scale") if "read_units_per_100k" in results.get(key, {})),
         results["sweeper"],
     )
-    if "read_units_per_100k" not in sweeper:  # the fleet table: read units and moto's seconds at 100k
-        [row] = [r for r in sweeper["fleets"] if r["runners"] == max(f["runners"] for f in sweeper["fleets"])]
-        sweeper = {
+    if "read_units_per_100k" not in scale:  # the fleet table: read units and moto's seconds at 100k
+        [row] = [r for r in scale["fleets"] if r["runners"] == max(f["runners"] for f in scale["fleets"])]
+        scale = {
             "read_units_per_100k": row["read_units"] * 100_000 / row["runners"],
             "seconds_per_100k": row["seconds_in_moto"] * 100_000 / row["runners"],
             "source": "moto sweep (includes moto's own time: an upper bound)",
@@ -486,10 +439,10 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
             shape: row["billed_bytes"] for shape, row in results["log_bytes"]["per_heartbeat"].items()
         },
         "sweeper": {
-            "read_units_per_100k": sweeper["read_units_per_100k"],
-            "seconds_per_100k": sweeper["seconds_per_100k"],
-            "lambda_memory_mb": sweeper.get("assumptions", {}).get("lambda_memory_mb", 512),
-            "source": sweeper.get("source", "bench sweeper scale"),
+            "read_units_per_100k": scale["read_units_per_100k"],
+            "seconds_per_100k": scale["seconds_per_100k"],
+            "lambda_memory_mb": scale.get("assumptions", {}).get("lambda_memory_mb", 512),
+            "source": scale.get("source", "bench sweeper scale"),
         },
     }
 
@@ -504,8 +457,7 @@ def main() -> int:
     results["handler"] = handler_overhead(300 if QUICK else 5000)
     results["cold_start"] = cold_start(2 if QUICK else 9)
     results["log_bytes"] = log_bytes()
-    results["sweeper"] = sweeper_scale([(200, 0.01), (1000, 0.01)] if QUICK else
-                                       [(10_000, 0.01), (100_000, 0.01), (10_000, 0.1)])  # fmt: skip
+    results["sweeper"] = sweeper.scale(QUICK)
     results["local_endpoint"] = endpoint_throughput([1, 8, 32] if not QUICK else [1, 8], 40 if QUICK else 640)
     results["seconds"] = time.perf_counter() - started
     print_table(results)

@@ -39,7 +39,7 @@ from heartbeat.runners import (
     stale_after_for,
     watching_since,
 )
-from heartbeat.store import RunnerStore, SweepCandidate, SweepState
+from heartbeat.store import SWEEPER_CLIENT_CONFIG, RunnerStore, SweepCandidate, SweepState
 
 
 @dataclass(frozen=True)
@@ -228,8 +228,11 @@ def _stale_runner(candidate: SweepCandidate, stale_at: float, threshold: int) ->
 
 @cache
 def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher]:
+    import boto3
+
     config = Config.from_env(os.environ)
-    return RunnerStore(config.table_name), config, StaleEventPublisher(config.event_bus_name)
+    client = boto3.client("dynamodb", config=SWEEPER_CLIENT_CONFIG)
+    return RunnerStore(config.table_name, client=client), config, StaleEventPublisher(config.event_bus_name)
 
 
 @logger.inject_lambda_context

@@ -95,7 +95,7 @@ def test_memory_and_timeout_are_set(private: Synth) -> None:
     _, handler = function(private.template, "heartbeat.handler.lambda_handler")
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     assert (handler["Properties"]["MemorySize"], handler["Properties"]["Timeout"]) == (256, 10)
-    assert (sweeper["Properties"]["MemorySize"], sweeper["Properties"]["Timeout"]) == (512, 300)
+    assert (sweeper["Properties"]["MemorySize"], sweeper["Properties"]["Timeout"]) == (1769, 300)
 
 
 def test_both_functions_log_json_at_info_with_platform_lines_at_warn(private: Synth, alb: Synth) -> None:
