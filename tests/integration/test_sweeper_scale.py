@@ -38,14 +38,23 @@ CONFIG = Config(
 
 
 def staggered_runner(i: int) -> Runner:
-    """Runner i of a fleet in three worker groups, its heartbeats spread over 1.15 of its group's threshold.
+    """Runner i of a fleet in three worker groups, beating staggered, with one in eight dead.
 
+    Live runners beat three times per threshold, so their last heartbeats spread over a third of
+    their group's threshold (the guard sees them beating). One in eight died between one and two
+    thresholds ago (stale), one in eight more within the threshold (silent, not yet stale).
     Multi-byte ids up to near DynamoDB's key limit now and then; every 50th is already flagged,
     every 70th is an expired record DynamoDB has not deleted yet, every 90th is being drained.
     """
     group = list(GROUPS)[i % 3]
-    span = int(1.15 * (GROUPS[group] or THRESHOLD))  # about 13% silent past the threshold, in every group
-    last_seen = NOW - (i * 7919 % span) - 0.5  # deterministic, spread, never exactly on a threshold
+    threshold = GROUPS[group] or THRESHOLD
+    spread = i * 7919 % (threshold // 3)  # deterministic, spread, never exactly on a threshold
+    if i % 8 == 0:
+        last_seen = NOW - threshold - 3 * spread - 0.5
+    elif i % 8 == 1:
+        last_seen = NOW - threshold / 2 - spread - 0.5
+    else:
+        last_seen = NOW - spread - 0.5
     runner_id = f"runner-{i:05d}" + ("-\u00e9\u20ac\U0001f600" * 200 if i % 97 == 0 else "")
     status, stale_at = Status.ACTIVE.value, None
     if i % 50 == 0:
