@@ -74,7 +74,9 @@ class HeartbeatApi(Construct):
                 tracing_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # never log request bodies
-                metrics_enabled=True,
+                # Off: per-method metrics are billed as custom metrics; the stage's own (ApiName, Stage)
+                # metrics, which the alarms and the dashboard read, are published regardless.
+                metrics_enabled=False,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False,

@@ -267,6 +267,17 @@ def test_stage_throttles_and_writes_json_access_logs(private: Synth, regional: S
     assert (regional_settings["ThrottlingRateLimit"], regional_settings["ThrottlingBurstLimit"]) == (25, 40)
 
 
+def test_stage_pays_for_no_method_level_metrics(private: Synth) -> None:
+    # The stage's own metrics (dimensions ApiName, Stage) are free and are all the alarms and the
+    # dashboard read. MetricsEnabled turns on per-method "detailed" metrics, billed as custom metrics
+    # for every method and resource a caller hits (7 each), which nothing reads and the cost model omits.
+    [settings] = only(private.template, "AWS::ApiGateway::Stage")["Properties"]["MethodSettings"]
+    assert settings.get("MetricsEnabled", False) is False
+    for alarm in private.template.find_resources("AWS::CloudWatch::Alarm").values():
+        dimensions = {d["Name"] for d in alarm["Properties"].get("Dimensions", [])}
+        assert not dimensions & {"Method", "Resource"}
+
+
 def test_gateway_errors_speak_the_awsjson_envelope_each_keeping_its_own_status(private: Synth) -> None:
     responses = {
         r["Properties"]["ResponseType"]: r["Properties"]
