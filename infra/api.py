@@ -119,6 +119,17 @@ class HeartbeatApi(Construct):
     def url(self) -> str:
         return self.api.url
 
+    def alias_urls(self, vpc_endpoint_ids: tuple[str, ...]) -> str:
+        """The Route 53 alias URL API Gateway makes for each associated VPC endpoint, comma-separated.
+
+        The default URL reaches a private API only through an endpoint with private DNS on; these work without it.
+        """
+        stack = Stack.of(self)
+        return ",".join(
+            f"https://{self.api.rest_api_id}-{vpce}.execute-api.{stack.region}.{stack.url_suffix}/{STAGE}/"
+            for vpce in vpc_endpoint_ids
+        )
+
     def signals(self) -> FrontDoorSignals:
         """API Gateway's own metrics for this API (by its name, the stack's) and stage."""
         dimensions = {"ApiName": self.api.rest_api_name, "Stage": STAGE}

@@ -401,3 +401,17 @@ def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private:
 def test_outputs_give_endpoint_table_and_dashboard(private: Synth) -> None:
     outputs = private.template.find_outputs("*")
     assert {"EndpointUrl", "TableName", "DashboardUrl"} <= set(outputs)
+
+
+def test_private_api_gives_each_vpc_endpoints_alias_url(private: Synth, regional: Synth) -> None:
+    # https://<api>.execute-api.<region>.amazonaws.com resolves to the VPC endpoint only where the endpoint has
+    # private DNS on; without it, callers must use the Route 53 alias API Gateway makes for each associated
+    # endpoint: https://<api>-<vpce>.execute-api.<region>.amazonaws.com/<stage>/.
+    api_id = next(iter(private.template.find_resources("AWS::ApiGateway::RestApi")))
+    value = private.template.find_outputs("EndpointAliasUrls")["EndpointAliasUrls"]["Value"]
+    parts = value["Fn::Join"][1]
+    rendered = "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+    for vpce in ("vpce-0123456789abcdef0", "vpce-0fedcba9876543210"):
+        assert f"https://{json.dumps({'Ref': api_id})}-{vpce}.execute-api." in rendered
+    assert rendered.count("/v1/") == 2
+    assert regional.template.find_outputs("EndpointAliasUrls") == {}
