@@ -74,7 +74,9 @@ class HeartbeatApi(Construct):
                 tracing_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # never log request bodies
-                metrics_enabled=True,
+                # Off: per-method metrics are billed as custom metrics; the stage's own (ApiName, Stage)
+                # metrics, which the alarms and the dashboard read, are published regardless.
+                metrics_enabled=False,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False,
@@ -116,6 +118,17 @@ class HeartbeatApi(Construct):
     @property
     def url(self) -> str:
         return self.api.url
+
+    def alias_urls(self, vpc_endpoint_ids: tuple[str, ...]) -> str:
+        """The Route 53 alias URL API Gateway makes for each associated VPC endpoint, comma-separated.
+
+        The default URL reaches a private API only through an endpoint with private DNS on; these work without it.
+        """
+        stack = Stack.of(self)
+        return ",".join(
+            f"https://{self.api.rest_api_id}-{vpce}.execute-api.{stack.region}.{stack.url_suffix}/{STAGE}/"
+            for vpce in vpc_endpoint_ids
+        )
 
     def signals(self) -> FrontDoorSignals:
         """API Gateway's own metrics for this API (by its name, the stack's) and stage."""

@@ -207,7 +207,43 @@ def _alarm_topic(settings: DeploySettings, session: boto3.session.Session, regio
             f"Alarm topic {arn} is encrypted with alias/aws/sns, which CloudWatch cannot use: no alarm would arrive; "
             "re-encrypt it with a customer-managed key CloudWatch may use, or leave -c alarmTopicArn out"
         ]
+    key = attributes.get("KmsMasterKeyId")
+    if key and not _key_lets_cloudwatch_encrypt(session, key):
+        return [
+            f"Alarm topic {arn} is encrypted with a key whose policy does not let cloudwatch.amazonaws.com use it "
+            "(kms:GenerateDataKey*, kms:Decrypt): no alarm would arrive; add that statement to the key policy, "
+            "or leave -c alarmTopicArn out"
+        ]
     return []
+
+
+def _key_lets_cloudwatch_encrypt(session: boto3.session.Session, key: str) -> bool:
+    """Whether the key policy allows CloudWatch, which calls KMS itself when an alarm publishes; True if unreadable.
+
+    A key of another account cannot have its policy read from here: that is left to the key's owner.
+    """
+    kms = session.client("kms")
+    try:
+        key_id = kms.describe_key(KeyId=key)["KeyMetadata"]["KeyId"]
+        policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    except ClientError as error:
+        if _code(error) in ("AccessDeniedException", "NotFoundException"):
+            return True
+        raise
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        principal = statement.get("Principal", {})
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        services = [services] if isinstance(services, str) else services
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if (
+            statement.get("Effect") == "Allow"
+            and "cloudwatch.amazonaws.com" in services
+            and any(a in ("kms:*", "kms:GenerateDataKey*", "kms:GenerateDataKey") for a in actions)
+        ):
+            return True
+    return False
 
 
 def _execution_log_group(stack_name: str, session: boto3.session.Session, region: str) -> list[str]:

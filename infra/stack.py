@@ -87,6 +87,11 @@ class HeartbeatStack(Stack):
         )  # fmt: skip
 
         CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
+        if isinstance(front_door, HeartbeatApi) and settings.is_private:
+            CfnOutput(
+                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
+                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
+            )  # fmt: skip
         CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")

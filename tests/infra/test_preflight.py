@@ -254,3 +254,26 @@ def test_main_checks_the_profile_cdk_deploy_is_given(
     assert preflight.main(argv) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("preflight: The config profile (no-such-profile) could not be found")
+
+
+def test_a_given_alarm_topic_under_a_key_cloudwatch_may_not_use_is_refused(aws: boto3.session.Session) -> None:
+    # CloudWatch itself calls KMS when an alarm publishes to an encrypted topic: the key policy must name it.
+    publish_powertools_parameter()
+    set_api_gateway_logging_role(aws)
+    kms, sns = aws.client("kms"), aws.client("sns")
+    closed = kms.create_key()["KeyMetadata"]["KeyId"]  # the default key policy: this account's IAM only
+    kms.create_alias(AliasName="alias/ops-alarms", TargetKeyId=closed)
+    topic = sns.create_topic(Name="ops", Attributes={"KmsMasterKeyId": "alias/ops-alarms"})["TopicArn"]
+    [line] = preflight.check(private(execute_api_endpoint(aws), alarmTopicArn=topic), aws)
+    assert line.startswith(f"Alarm topic {topic} is encrypted with a key whose policy does not let cloudwatch")
+    open_to_cloudwatch = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:root"}, "Action": "kms:*",
+             "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"Service": ["cloudwatch.amazonaws.com"]},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+        ],
+    }  # fmt: skip
+    kms.put_key_policy(KeyId=closed, PolicyName="default", Policy=json.dumps(open_to_cloudwatch))
+    assert preflight.check(private(execute_api_endpoint(aws), alarmTopicArn=topic), aws) == []

@@ -267,6 +267,17 @@ def test_stage_throttles_and_writes_json_access_logs(private: Synth, regional: S
     assert (regional_settings["ThrottlingRateLimit"], regional_settings["ThrottlingBurstLimit"]) == (25, 40)
 
 
+def test_stage_pays_for_no_method_level_metrics(private: Synth) -> None:
+    # The stage's own metrics (dimensions ApiName, Stage) are free and are all the alarms and the
+    # dashboard read. MetricsEnabled turns on per-method "detailed" metrics, billed as custom metrics
+    # for every method and resource a caller hits (7 each), which nothing reads and the cost model omits.
+    [settings] = only(private.template, "AWS::ApiGateway::Stage")["Properties"]["MethodSettings"]
+    assert settings.get("MetricsEnabled", False) is False
+    for alarm in private.template.find_resources("AWS::CloudWatch::Alarm").values():
+        dimensions = {d["Name"] for d in alarm["Properties"].get("Dimensions", [])}
+        assert not dimensions & {"Method", "Resource"}
+
+
 def test_gateway_errors_speak_the_awsjson_envelope_each_keeping_its_own_status(private: Synth) -> None:
     responses = {
         r["Properties"]["ResponseType"]: r["Properties"]
@@ -390,3 +401,17 @@ def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private:
 def test_outputs_give_endpoint_table_and_dashboard(private: Synth) -> None:
     outputs = private.template.find_outputs("*")
     assert {"EndpointUrl", "TableName", "DashboardUrl"} <= set(outputs)
+
+
+def test_private_api_gives_each_vpc_endpoints_alias_url(private: Synth, regional: Synth) -> None:
+    # https://<api>.execute-api.<region>.amazonaws.com resolves to the VPC endpoint only where the endpoint has
+    # private DNS on; without it, callers must use the Route 53 alias API Gateway makes for each associated
+    # endpoint: https://<api>-<vpce>.execute-api.<region>.amazonaws.com/<stage>/.
+    api_id = next(iter(private.template.find_resources("AWS::ApiGateway::RestApi")))
+    value = private.template.find_outputs("EndpointAliasUrls")["EndpointAliasUrls"]["Value"]
+    parts = value["Fn::Join"][1]
+    rendered = "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+    for vpce in ("vpce-0123456789abcdef0", "vpce-0fedcba9876543210"):
+        assert f"https://{json.dumps({'Ref': api_id})}-{vpce}.execute-api." in rendered
+    assert rendered.count("/v1/") == 2
+    assert regional.template.find_outputs("EndpointAliasUrls") == {}
