@@ -112,7 +112,9 @@ class HeartbeatApi(Construct):
                 type=response_type,
                 status_code=status,
                 response_headers={"Content-Type": f"'{CONTENT_TYPE}'", "x-amzn-ErrorType": f"'{code}'"},
-                templates={"application/json": error_template(code)},
+                # Keyed by content type; AWS documents only application/json as the default, so the
+                # awsJson type the clients send is listed too, with the same body.
+                templates={ct: error_template(code) for ct in ("application/json", CONTENT_TYPE)},
             )
 
     @property

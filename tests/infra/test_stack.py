@@ -299,9 +299,8 @@ def test_gateway_errors_speak_the_awsjson_envelope_each_keeping_its_own_status(p
         assert props.get("StatusCode") == status, response_type
         assert props["ResponseParameters"]["gatewayresponse.header.x-amzn-ErrorType"] == f"'{code}'"
         assert props["ResponseParameters"]["gatewayresponse.header.Content-Type"] == "'application/x-amz-json-1.1'"
-        assert props["ResponseTemplates"]["application/json"] == (
-            '{"__type":"' + code + '","message":$context.error.messageString}'
-        )
+        envelope = '{"__type":"' + code + '","message":$context.error.messageString}'
+        assert props["ResponseTemplates"] == {"application/json": envelope, "application/x-amz-json-1.1": envelope}
 
 
 # Schedule
