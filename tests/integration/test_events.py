@@ -241,3 +241,30 @@ def test_guard_holds_back_a_worker_group_with_its_own_threshold_and_flags_the_ot
 def test_group_thresholds_are_read_from_the_environment() -> None:
     config = Config.from_env({"TABLE_NAME": "t", "STALE_AFTER_BY_WORKER_GROUP": '{"fast": 600, "slow": 7200}'})
     assert config.stale_after_by_worker_group == {"fast": 600, "slow": 7200}
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """A PutEvents entry's size as EventBridge counts it (Time 14 bytes, the strings in UTF-8)."""
+    strings = [entry["Source"], entry["DetailType"], entry.get("Detail", ""), *entry.get("Resources", [])]
+    return (14 if "Time" in entry else 0) + sum(len(s.encode("utf-8")) for s in strings)
+
+
+def test_a_batch_of_the_longest_valid_runners_fits_one_putevents_request(aws: dict[str, Any]) -> None:
+    # EventBridge refuses a whole PutEvents request whose entries total 256 KB or more (moto does not check):
+    # a batch over it would stay owed on every sweep, with every other runner in that batch.
+    store = aws["store"]
+    requests: list[int] = []
+    aws["events"].meta.events.register(
+        "provide-client-params.events.PutEvents",
+        lambda params, **_: requests.append(sum(entry_size(e) for e in params["Entries"])),
+    )
+    for i in range(10):
+        longest = f"{i}" + "😀" * 1023  # 1,024 code points, 4,093 bytes: the longest a model-valid id gets
+        store.record_heartbeat(HeartbeatRequest(longest, "😀" * 1024, "😀" * 1024), NOW - 3000, RETENTION)
+    for i in range(30):  # a live fleet around them, so the mass-staleness guard lets the flags through
+        store.record_heartbeat(HeartbeatRequest(f"live-{i}", "😀" * 1024, "h"), NOW - 60, RETENTION)
+    report = sweep(store, Config(TABLE), NOW, StaleEventPublisher("default", aws["events"]))
+    assert (report.flagged, report.events_published) == (10, 10)
+    assert len(requests) == 1  # ten entries, one request
+    assert requests[0] < 256 * 1024
+    assert {e["detail"]["hostname"] for e in received(aws)} == {"😀" * 1024}
