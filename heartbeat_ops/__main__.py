@@ -118,7 +118,7 @@ def _drain_events(sqs: Any, queue_url: str, as_json: bool, out: TextIO) -> int:
             if as_json:
                 out.write(json.dumps(event) + "\n")
             else:
-                d = event.get("detail", {})
+                d = {k: view.printable(str(v)) for k, v in event.get("detail", {}).items()}
                 out.write(
                     f"{d.get('staleAt')}  {d.get('taskrunnerId')}  workerGroup={d.get('workerGroup')}  "
                     f"hostname={d.get('hostname')}  lastSeen={d.get('lastSeen')}  "
@@ -215,7 +215,8 @@ class Operator:
         by = self._who()
         self.store.request_terminate(self.args.id, by=by, reason=self.args.reason, now=self.clock())
         reason = f": {self.args.reason}" if self.args.reason else ""
-        self.write(f"Runner {self.args.id} will be told to terminate at its next heartbeat (requested by {by}{reason})")
+        runner_id = view.printable(self.args.id)
+        self.write(f"Runner {runner_id} will be told to terminate at its next heartbeat (requested by {by}{reason})")
 
     def reset(self) -> None:
         runner = self.store.reset(self.args.id, now=self.clock())
@@ -223,13 +224,14 @@ class Operator:
             runner.worker_group, self.config.stale_after_seconds, self.config.stale_after_by_worker_group
         )
         self.write(
-            f"Runner {self.args.id} is active again: its next heartbeat answers terminate: false, and the sweeper "
-            f"will not flag it unless it stays silent for more than {threshold} s (its threshold) from now"
+            f"Runner {view.printable(self.args.id)} is active again: its next heartbeat answers terminate: false, "
+            f"and the sweeper will not flag it unless it stays silent for more than {threshold} s (its threshold) "
+            "from now"
         )
 
     def forget(self) -> None:
         self.store.forget(self.args.id)
-        self.write(f"Forgot runner {self.args.id}")
+        self.write(f"Forgot runner {view.printable(self.args.id)}")
 
     def summary(self) -> None:
         now = self.clock()

@@ -30,7 +30,16 @@ def shown_status(runner: Runner, now: float, default_threshold: int, by_group: d
     return runner.status
 
 
+def printable(value: str) -> str:
+    """A value as one line of text: control characters (valid in ids: tab, CR, LF, U+0080-U+009F) escaped.
+
+    Without this, an id such as "x\\rother-runner" would print as another runner's id.
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
 def _cell(value: str, width: int) -> str:
+    value = printable(value)
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
@@ -93,4 +102,4 @@ def details(runner: Runner, now: float, default_threshold: int, by_group: dict[s
         moment = times.get(key)
         if moment is not None:
             text += f" ({age(now - moment)})"
-        yield f"{key.ljust(width)}  {text}"
+        yield f"{key.ljust(width)}  {printable(text)}"

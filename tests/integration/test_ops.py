@@ -145,6 +145,18 @@ def test_forget_deletes_the_record(store: RunnerStore) -> None:
     assert store.get_runner("runner-b") is None
 
 
+def test_control_characters_in_an_id_print_escaped_so_a_line_is_one_runner(store: RunnerStore) -> None:
+    tricky = "runner-x\rrunner-a\t\u0085"  # valid in an id; printed raw, it would show as runner-a
+    store.record_heartbeat(HeartbeatRequest(tricky, "etl", "host\nx"), NOW - 60, RETENTION)
+    _, out, _ = run("runners", "list", "--worker-group", "etl")
+    [line] = [line for line in out.splitlines() if line.startswith("runner-x")]
+    assert line.split()[:3] == ["runner-x\\rrunner-a\\t\\x85", "etl", "host\\nx"]
+    assert len(out.splitlines()) == 4  # header, runner-a, runner-b, and this one on one line
+    _, out, _ = run("runners", "show", tricky)
+    assert out.splitlines()[0] == "taskrunnerId       runner-x\\rrunner-a\\t\\x85"
+    assert run("runners", "forget", tricky) == (0, "Forgot runner runner-x\\rrunner-a\\t\\x85\n", "")
+
+
 def test_every_command_shows_and_takes_the_real_id_of_a_runner_keyed_by_digest(store: RunnerStore) -> None:
     long_id = "\U0001f600" * 1024  # 4,096 bytes: its record is keyed by a digest
     store.record_heartbeat(HeartbeatRequest(long_id, "etl", "host-e.internal"), NOW - 60, RETENTION)
