@@ -62,13 +62,13 @@ def run_store(port: int, table_name: str) -> int:
 
 def run_sweeper(interval: float) -> int:
     """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published."""
-    from heartbeat.observability import metrics
+    from heartbeat.observability import logger, metrics
     from heartbeat.sweeper import lambda_handler
     from heartbeat_local.gateway import LocalLambdaContext
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    logging.getLogger("heartbeat").setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log
+    logger.setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log; warnings still show
     while not stop.wait(interval):
         try:
             report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))

@@ -180,3 +180,4 @@ def test_a_flagged_runners_stale_event_arrives_exactly_once(tmp_path: Path) -> N
     assert events[0]["detail"]["workerGroup"] == "wg"
     assert json.loads(answer) == {"terminate": True}
     assert "Sweep: 1 runners flagged stale, 1 stale events published, 0 owed" in output
+    assert "Sweep finished" not in output  # the sweeper's per-sweep log line stays quiet; only what it did shows
