@@ -110,10 +110,11 @@ def _serve(app: ResolverT) -> ResolverT:
         return NotFoundException(f"Nothing is served at {app.current_event.path}: send POST /")
 
     # Powertools matches a route with re.match("^/$"), and "$" also matches before a final newline,
-    # so "/\n" would reach the routes below: they check the path is exactly "/".
+    # so "/\n" would reach the routes below: they check the path is the root ("/", or "//" as the
+    # resolver reads it) and nothing else.
     @app.post("/")
     def dispatch() -> Response[str]:
-        if app.current_event.path != "/":
+        if app.current_event.path.strip("/"):
             raise not_served()
         target = header(app.current_event, protocol.TARGET_HEADER)
         if not target:
@@ -128,7 +129,7 @@ def _serve(app: ResolverT) -> ResolverT:
 
     @app.route("/", method=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def wrong_method() -> Response[str]:
-        if app.current_event.path != "/":
+        if app.current_event.path.strip("/"):
             raise not_served()
         raise MethodNotAllowedException(f"{app.current_event.http_method} is not allowed here: send POST /")
 
