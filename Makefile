@@ -70,7 +70,8 @@ fuzz: $(VENV)/.installed
 soak: $(VENV)/.installed
 	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/integration/test_load.py
 
-# The fleet simulator's whole grid (tests/simulation); SIMULATE_SIZES=10,100 or SIMULATE_ONLY=... narrow it.
+# The fleet simulator's grid (tests/simulation): SIMULATE_SIZES=10,100 by default; 10000 plays the chosen
+# rows of scenarios.LARGE (minutes each); SIMULATE_ONLY=<part of a scenario name> narrows it.
 simulate: $(VENV)/.installed
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 POWERTOOLS_TRACE_DISABLED=true \
 		PYTHONPATH=lambda_src:. $(PY) -m tests.simulation
