@@ -41,8 +41,9 @@ from heartbeat.events import StaleEventPublisher
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.observability import logger
 from heartbeat.runners import Status, stale_after_for
-from heartbeat.store import CLIENT_CONFIG, TTL_ATTRIBUTE, RunnerStore, StoreError, SweepState
+from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, SweepState
 from heartbeat.sweeper import sweep
+from heartbeat_local.server import create_table
 from tests.support import LambdaContext, heartbeat_event
 
 TABLE = "runners-simulated"
@@ -171,19 +172,6 @@ def _error(status: int, code: str) -> AWSResponse:
     return AWSResponse("https://simulated", status, {"x-amzn-ErrorType": code}, _Raw(body))  # type: ignore[arg-type]
 
 
-def create_table(client: Any, table: str = TABLE) -> None:
-    """The runners table as the stack defines it (on-demand, keyed on taskrunnerId, TTL on expiresAt)."""
-    client.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "taskrunnerId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "taskrunnerId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-    )
-
-
 class Simulation:
     """One scenario over one fleet: run() plays it and returns its Outcome."""
 
@@ -290,7 +278,7 @@ class Simulation:
         sweeper_dynamodb.meta.events.register("before-send.dynamodb", faults.on_sweeper_dynamodb)
         events_client = boto3.client("events", config=BotoConfig(retries={"total_max_attempts": 1}), **KEYS)
         events_client.meta.events.register("before-send.events.PutEvents", faults.on_events)
-        create_table(dynamodb)
+        create_table(dynamodb, TABLE)
         store = RunnerStore(TABLE, client=sweeper_dynamodb)
         store.save_sweep_state(
             SweepState(last_sweep_at=START - SWEEP_INTERVAL, watching_since=START - 86_400, finished_at=START - 298)
