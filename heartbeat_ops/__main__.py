@@ -90,8 +90,9 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def read_events(args: argparse.Namespace, out: TextIO) -> int:
-    """Print every stale event waiting in the queue, one line each, deleting each once printed; return how many."""
+def aws_session(args: argparse.Namespace) -> boto3.session.Session:
+    """The session for --region; against an --endpoint-url of your own (make serve's), which takes any
+    region and credentials, it stands in for an AWS configuration this machine may not have."""
     session = boto3.session.Session(region_name=args.region)
     if args.endpoint_url and (session.region_name is None or session.get_credentials() is None):
         session = boto3.session.Session(
@@ -99,7 +100,12 @@ def read_events(args: argparse.Namespace, out: TextIO) -> int:
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - a placeholder, only sent to --endpoint-url
         )
-    sqs = session.client("sqs", endpoint_url=args.endpoint_url, config=CLIENT_CONFIG)
+    return session
+
+
+def read_events(args: argparse.Namespace, out: TextIO) -> int:
+    """Print every stale event waiting in the queue, one line each, deleting each once printed; return how many."""
+    sqs = aws_session(args).client("sqs", endpoint_url=args.endpoint_url, config=CLIENT_CONFIG)
     try:
         return _drain_events(sqs, sqs.get_queue_url(QueueName=args.queue)["QueueUrl"], args.json, out)
     except ClientError as error:
@@ -136,15 +142,7 @@ class Operator:
         self.args = args
         self.clock = clock
         self.out = out
-        self.session = boto3.session.Session(region_name=args.region)
-        if args.endpoint_url and (self.session.region_name is None or self.session.get_credentials() is None):
-            # A store at an endpoint of your own (make serve's) takes any region and credentials:
-            # stand in for an AWS configuration this machine may not have.
-            self.session = boto3.session.Session(
-                region_name=self.session.region_name or "us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",  # noqa: S106 - a placeholder, only sent to --endpoint-url
-            )
+        self.session = aws_session(args)
         self.table = self._table_name()
         env = {**os.environ, "TABLE_NAME": self.table}
         try:
