@@ -108,6 +108,10 @@ class LambdaContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:heartbeat-api"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_ms: int = 300_000  # what get_remaining_time_in_millis answers: a fresh 5-minute invocation
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 class RequestCounter:

@@ -27,6 +27,10 @@ class Config:
     # workerGroup -> seconds, for groups that beat faster (or slower) than the default
     stale_after_by_worker_group: Mapping[str, int] = field(default_factory=dict)
     event_bus_name: str = "default"
+    # The sweeper's own deadline, in seconds (make serve); in Lambda the invocation's remaining time also bounds it.
+    sweep_budget_seconds: float | None = None
+    # The queue that feeds the sweep's workers (fan_out.py); None: a sweep writes every flag itself.
+    work_queue_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -46,6 +50,10 @@ class Config:
                     f"STALE_AFTER_BY_WORKER_GROUP: {group!r} must be a positive number of seconds below "
                     f"RETENTION_SECONDS ({self.retention_seconds}), got {seconds}"
                 )
+        if self.sweep_budget_seconds is not None and not 0 < self.sweep_budget_seconds < math.inf:
+            raise ConfigError(
+                f"SWEEP_BUDGET_SECONDS must be a positive number of seconds, got {self.sweep_budget_seconds}"
+            )
         if not 0 < self.mass_stale_fraction <= 1:
             raise ConfigError(
                 "MASS_STALE_FRACTION must be greater than 0 and at most 1 (1 turns the guard off), "
@@ -62,6 +70,8 @@ class Config:
             mass_stale_fraction=_fraction(env, "MASS_STALE_FRACTION", DEFAULT_MASS_STALE_FRACTION),
             stale_after_by_worker_group=_group_thresholds(env, "STALE_AFTER_BY_WORKER_GROUP"),
             event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
+            sweep_budget_seconds=_seconds(env, "SWEEP_BUDGET_SECONDS"),
+            work_queue_url=env.get("WORK_QUEUE_URL", "").strip() or None,
         )
 
 
@@ -75,6 +85,19 @@ def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number of seconds, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be a positive whole number of seconds, got {raw!r}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
 
 

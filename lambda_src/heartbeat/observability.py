@@ -63,3 +63,5 @@ class MetricName:
     SWEEPS_COMPLETED = "SweepsCompleted"
     EVENTS_PUBLISHED = "StaleEventsPublished"
     EVENTS_OWED = "StaleEventsOwed"
+    FLAGS_LEFT = "FlagsLeft"  # due, but past the sweep's deadline: the next sweep writes them
+    SWEEPS_SKIPPED = "SweepsSkipped"  # another sweep held the lease

@@ -11,8 +11,10 @@ at which the guard held its fleet or worker group (runners.silence_start).
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +27,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
+from heartbeat.fan_out import WorkQueue
+from heartbeat.flagging import Deadline, FlagOrder, Outcome, carry_out, event_from_row, event_to_row
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.runners import (
     Census,
@@ -40,6 +44,7 @@ from heartbeat.runners import (
     stale_after_for,
     watching_since,
 )
+from heartbeat.spool import Spool
 from heartbeat.store import RunnerStore, SweepCandidate, SweepState
 
 
@@ -58,6 +63,23 @@ class SweepReport:
     quiet: int = 0  # active runners with no heartbeat for more than half their threshold (the guard's evidence)
     in_grace: int = 0  # stale, but held by the guard now or within a threshold of its last held sweep
     state_saved: bool = True  # False: a sweep that started later had already saved its state
+    left: int = 0  # to flag, but not attempted before the sweep's deadline: the next sweep continues
+    lost: int = 0  # to flag, but a heartbeat or a reset won the race
+    fanned_out: int = 0  # to flag, handed to the workers (fan_out.py) in work_messages messages
+    work_messages: int = 0
+    workers_busy: bool = False  # the workers' queue still held work: this sweep judged, and flagged nothing
+
+
+class SweepInProgress(Exception):
+    """Another sweep holds the lease; until is when its lease ends at the latest."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__(f"another sweep is running (its lease ends by {until:.0f})")
+        self.until = until
+
+
+# A sweep with no deadline of its own (tests, a caller that waits) holds the lease this long at most.
+LEASE_WITHOUT_DEADLINE_SECONDS = 300.0
 
 
 def sweep(
@@ -68,33 +90,74 @@ def sweep(
     *,
     override_guard: bool = False,
     clock: Callable[[], float] | None = None,
+    deadline: Deadline | None = None,
+    work_queue: WorkQueue | None = None,
 ) -> SweepReport:
     """Flag every stale, still-active runner, unless that looks like our own outage; publish their events.
 
     now is when the sweep starts; clock, when given, tells when it finished, so that the
     sweeper's down time is measured from the end of its last run, not its start.
     override_guard flags past a held guard and its grace: for an operator who has
-    confirmed the runners are gone.
+    confirmed the runners are gone. deadline: past it the sweep starts no new flag and saves its
+    state; the runners it did not reach are still stale, and the next sweep flags them. work_queue:
+    where flags go when more are due than this sweep can write before its deadline (fan_out.py).
+    Raises SweepInProgress when another sweep holds the lease.
     """
+    deadline = deadline or Deadline.never()
+    holder = uuid.uuid4().hex
+    remaining = deadline.remaining()
+    until = now + (remaining if math.isfinite(remaining) else LEASE_WITHOUT_DEADLINE_SECONDS) + LEASE_MARGIN_SECONDS
+    held_until = store.acquire_lease(holder, now, until)
+    if held_until is not None:
+        raise SweepInProgress(held_until)
+    try:
+        with Spool() as maybe_stale, Spool() as owed, Spool() as orders:
+            return _sweep(
+                store, config, now, events,
+                override_guard=override_guard, clock=clock, deadline=deadline, work_queue=work_queue,
+                spools=_Spools(maybe_stale, owed, orders),
+            )  # fmt: skip
+    finally:
+        store.release_lease(holder)
+
+
+# A sweep writes its flags itself when they fit the time it has left at this rate (flags a second, with their
+# events: make bench measures about twice this on one vCPU); beyond, it hands them to the workers.
+INLINE_FLAGS_PER_SECOND = 300
+
+
+def inline_capacity(deadline: Deadline) -> float:
+    """How many flags a sweep writes itself before its deadline (inf without one)."""
+    return deadline.remaining() * INLINE_FLAGS_PER_SECOND
+
+
+# Past the deadline a sweep still waits for its writes in flight, publishes the last events and saves its state.
+LEASE_MARGIN_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class _Spools:
+    maybe_stale: Spool  # active runners stale by their threshold, before the guard has judged
+    owed: Spool  # events owed from earlier sweeps
+    orders: Spool  # the runners to flag, once judged
+
+
+def _sweep(
+    store: RunnerStore,
+    config: Config,
+    now: float,
+    events: StaleEventPublisher | None,
+    *,
+    override_guard: bool,
+    clock: Callable[[], float] | None,
+    deadline: Deadline,
+    work_queue: WorkQueue | None,
+    spools: _Spools,
+) -> SweepReport:
+    maybe_stale, orders = spools.maybe_stale, spools.orders
     previous = store.load_sweep_state()
     since = _watch(previous, now, config)
-    census: defaultdict[str | None, Census] = defaultdict(Census)
-    stale: list[tuple[SweepCandidate, int]] = []
-    owed: list[StaleRunner] = []
-    for candidate in store.sweep_candidates(now):
-        threshold = stale_after_for(
-            candidate.worker_group, config.stale_after_seconds, config.stale_after_by_worker_group
-        )
-        if candidate.status == Status.ACTIVE.value:
-            # Quiet is judged by heartbeats alone: an operator's resets during our outage are no sign that
-            # heartbeats arrive, and must not let the guard go.
-            census[candidate.worker_group] += Census(1, int(is_quiet(candidate.last_seen, now, threshold)))
-            heard = silence_start(candidate.last_seen, candidate.reset_at)
-            if is_stale(heard, now, threshold, since):
-                stale.append((candidate, threshold))
-        elif candidate.event_pending:
-            owed.append(_stale_runner(candidate, candidate.stale_at or now, threshold))
-
+    census = _read(store, config, now, since, spools)
     verdict = judge_fleet(census, config.stale_after_by_worker_group.keys(), config.mass_stale_fraction)
     fleet_hold, group_holds = _holds(previous, verdict, now, config)
     examined = sum(c.active for c in census.values())
@@ -103,7 +166,7 @@ def sweep(
         logger.error(
             "Mass-staleness guard tripped: " + ("overridden by the operator" if override_guard else "flags held back"),
             extra={
-                "stale": len(stale),
+                "stale": len(maybe_stale),
                 "quiet": quiet,
                 "active": examined,
                 "fleetWide": verdict.fleet_held,
@@ -111,29 +174,18 @@ def sweep(
                 "massStaleFraction": config.mass_stale_fraction,
             },
         )
-    flagged = in_grace = 0
-    for candidate, threshold in stale:
-        if not override_guard:
-            # Held now or lately: silence counts only from the spell's last held sweep (now, while it lasts),
-            # so a fleet coming back from our outage gets a full threshold to beat again.
-            heard = silence_start(candidate.last_seen, candidate.reset_at, since)
-            start = silence_start(
-                heard,
-                hold_grace(fleet_hold, heard, threshold),
-                hold_grace(group_holds.get(candidate.worker_group), heard, threshold),
-            )
-            if not is_stale(start, now, threshold, since):
-                in_grace += 1
-                continue
-        if store.flag_stale(candidate.taskrunner_id, last_seen_before=now - threshold, now=now):
-            flagged += 1
-            owed.append(_stale_runner(candidate, now, threshold))
-            logger.info(
-                "Flagged runner stale",
-                extra={"taskrunnerId": candidate.taskrunner_id, "lastSeen": candidate.last_seen},
-            )
+    in_grace = 0
+    for row in maybe_stale:
+        candidate, threshold = _from_candidate_row(row)
+        if not override_guard and _in_grace(
+            candidate, threshold, now, since, fleet_hold=fleet_hold, group_holds=group_holds
+        ):
+            in_grace += 1
+        else:
+            orders.append(_order(candidate, threshold, now).to_row())
 
-    published, still_owed = _publish(store, events, owed)
+    written = _write(store, events, deadline, work_queue, spools)
+    outcome = written.outcome
     saved = store.save_sweep_state(
         SweepState(
             last_sweep_at=now,
@@ -147,17 +199,140 @@ def sweep(
         logger.warning("A sweep that started later has saved its state already; this one's is dropped")
     return SweepReport(
         examined=examined,
-        stale=len(stale),
-        flagged=flagged,
+        stale=len(maybe_stale),
+        flagged=outcome.flagged,
         guard_tripped=verdict.fleet_held,
         guarded_groups=sorted(str(g) for g in verdict.groups_held),
-        events_published=len(published),
-        events_owed=len(still_owed),
+        events_published=outcome.events_published,
+        events_owed=outcome.events_owed,
         watching_since=since,
         quiet=quiet,
         in_grace=in_grace,
         state_saved=saved,
+        left=outcome.left,
+        lost=outcome.lost,
+        fanned_out=written.fanned_out,
+        work_messages=written.messages,
+        workers_busy=written.workers_busy,
     )
+
+
+def _read(store: RunnerStore, config: Config, now: float, since: float, spools: _Spools) -> dict[str | None, Census]:
+    """Count the census, and spool the runners that may be flagged and the events still owed.
+
+    The census needs the whole fleet before the guard can judge; meanwhile every runner that may
+    be flagged waits in a spool (memory stays flat however many there are).
+    """
+    census: defaultdict[str | None, Census] = defaultdict(Census)
+    for candidate in store.sweep_candidates(now):
+        threshold = stale_after_for(
+            candidate.worker_group, config.stale_after_seconds, config.stale_after_by_worker_group
+        )
+        if candidate.status == Status.ACTIVE.value:
+            # Quiet is judged by heartbeats alone: an operator's resets during our outage are no sign that
+            # heartbeats arrive, and must not let the guard go.
+            census[candidate.worker_group] += Census(1, int(is_quiet(candidate.last_seen, now, threshold)))
+            heard = silence_start(candidate.last_seen, candidate.reset_at)
+            if is_stale(heard, now, threshold, since):
+                spools.maybe_stale.append(_candidate_row(candidate, threshold))
+        elif candidate.event_pending:
+            spools.owed.append(event_to_row(_stale_runner(candidate, candidate.stale_at or now, threshold)))
+    return census
+
+
+@dataclass(frozen=True)
+class _Written:
+    outcome: Outcome
+    fanned_out: int = 0
+    messages: int = 0
+    workers_busy: bool = False
+
+
+def _write(
+    store: RunnerStore,
+    events: StaleEventPublisher | None,
+    deadline: Deadline,
+    work_queue: WorkQueue | None,
+    spools: _Spools,
+) -> _Written:
+    """Write the orders and publish the owed events: here, or through the workers when they would not fit."""
+    orders, owed = spools.orders, spools.owed
+    to_flag = (FlagOrder.from_row(row) for row in orders)
+    to_publish = (event_from_row(row) for row in owed)
+    if work_queue is not None and work_queue.backlog():
+        # The workers are still writing an earlier sweep's flags (their runners are still stale, and their events
+        # maybe not yet published): this sweep leaves them theirs.
+        logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"toFlag": len(orders)})
+        return _Written(Outcome(left=len(orders), events_owed=len(owed)), workers_busy=True)
+    if work_queue is not None and len(orders) > inline_capacity(deadline):
+        sent = work_queue.send(to_flag, to_publish, deadline)
+        left = len(orders) - sent.orders
+        logger.info("Flags handed to the workers", extra={"toFlag": len(orders), **asdict(sent)})
+        return _Written(
+            Outcome(left=left, events_owed=len(owed) - sent.owed), fanned_out=sent.orders, messages=sent.messages
+        )
+    outcome = carry_out(to_flag, to_publish, store, events, deadline)
+    if outcome.left:
+        logger.warning(
+            "Sweep deadline reached: the next sweep flags the rest",
+            extra={"flagged": outcome.flagged, "left": outcome.left},
+        )
+    return _Written(outcome)
+
+
+def _in_grace(
+    candidate: SweepCandidate,
+    threshold: int,
+    now: float,
+    since: float,
+    *,
+    fleet_hold: Hold | None,
+    group_holds: dict[str | None, Hold],
+) -> bool:
+    """Whether a stale runner is held back: its scope held now or lately (see runners.judge_fleet)."""
+    # Held now or lately: silence counts only from the spell's last held sweep (now, while it lasts),
+    # so a fleet coming back from our outage gets a full threshold to beat again.
+    heard = silence_start(candidate.last_seen, candidate.reset_at, since)
+    start = silence_start(
+        heard,
+        hold_grace(fleet_hold, heard, threshold),
+        hold_grace(group_holds.get(candidate.worker_group), heard, threshold),
+    )
+    return not is_stale(start, now, threshold, since)
+
+
+def _order(candidate: SweepCandidate, threshold: int, now: float) -> FlagOrder:
+    return FlagOrder(
+        taskrunner_id=candidate.taskrunner_id,
+        last_seen=candidate.last_seen,
+        stale_after_seconds=threshold,
+        stale_at=now,
+        hostname=candidate.hostname,
+        worker_group=candidate.worker_group,
+    )
+
+
+def _candidate_row(candidate: SweepCandidate, threshold: int) -> tuple[Any, ...]:
+    return (
+        candidate.taskrunner_id,
+        candidate.last_seen,
+        candidate.worker_group,
+        candidate.hostname,
+        candidate.reset_at,
+        threshold,
+    )
+
+
+def _from_candidate_row(row: tuple[Any, ...]) -> tuple[SweepCandidate, int]:
+    candidate = SweepCandidate(
+        taskrunner_id=row[0],
+        status=Status.ACTIVE.value,
+        last_seen=row[1],
+        worker_group=row[2],
+        hostname=row[3],
+        reset_at=row[4],
+    )
+    return candidate, int(row[5])
 
 
 def _watch(previous: SweepState | None, now: float, config: Config) -> float:
@@ -194,20 +369,6 @@ def _holds(
     return fleet_hold, group_holds
 
 
-def _publish(
-    store: RunnerStore, events: StaleEventPublisher | None, owed: list[StaleRunner]
-) -> tuple[list[str], list[str]]:
-    """Publish the owed stale events; returns the ids published and those still owed."""
-    if events is None or not owed:
-        return [], [runner.taskrunner_id for runner in owed]
-    published, still_owed = events.publish(owed)
-    for taskrunner_id in published:
-        store.event_published(taskrunner_id)
-    if still_owed:
-        logger.error("Stale events not published; the next sweep retries them", extra={"owed": len(still_owed)})
-    return published, still_owed
-
-
 def _recent_holds(previous: SweepState | None, now: float, config: Config) -> dict[str | None, Hold]:
     """The worker groups' holds that still give grace (within the longest threshold); older ones are dropped."""
     if previous is None:
@@ -227,21 +388,41 @@ def _stale_runner(candidate: SweepCandidate, stale_at: float, threshold: int) ->
     )
 
 
+# In Lambda a sweep keeps this much of its invocation for what follows its deadline: the writes in flight
+# (each bounded by the client's timeouts and retries), the last events, and saving its state.
+RESERVE_SECONDS = 30.0
+
+
 @cache
-def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher]:
+def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher, WorkQueue | None]:
     import boto3
 
     config = Config.from_env(os.environ)
     client = boto3.client("dynamodb", config=SWEEPER_CLIENT_CONFIG)
-    return RunnerStore(config.table_name, client=client), config, StaleEventPublisher(config.event_bus_name)
+    work_queue = WorkQueue(config.work_queue_url) if config.work_queue_url else None
+    return RunnerStore(config.table_name, client=client), config, StaleEventPublisher(config.event_bus_name), work_queue
+
+
+def deadline_for(context: LambdaContext, config: Config, clock: Callable[[], float] = time.monotonic) -> Deadline:
+    """The sweep's deadline: the invocation's remaining time less the reserve, and SWEEP_BUDGET_SECONDS if set."""
+    seconds = context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
+    if config.sweep_budget_seconds is not None:
+        seconds = min(seconds, config.sweep_budget_seconds)
+    return Deadline(max(0.0, seconds), clock)
 
 
 @logger.inject_lambda_context
 @trace_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    store, config, events = _dependencies()
-    report = sweep(store, config, time.time(), events, clock=time.time)
+    store, config, events, work_queue = _dependencies()
+    deadline = deadline_for(context, config)
+    try:
+        report = sweep(store, config, time.time(), events, clock=time.time, deadline=deadline, work_queue=work_queue)
+    except SweepInProgress as busy:
+        logger.warning("Another sweep holds the lease: this run stops", extra={"leaseUntil": busy.until})
+        metrics.add_metric(name=MetricName.SWEEPS_SKIPPED, unit=MetricUnit.Count, value=1)
+        return {"skipped": True, "lease_until": busy.until}
     metrics.add_metric(name=MetricName.RUNNERS_EXAMINED, unit=MetricUnit.Count, value=report.examined)
     metrics.add_metric(name=MetricName.RUNNERS_STALE, unit=MetricUnit.Count, value=report.stale)
     metrics.add_metric(name=MetricName.RUNNERS_FLAGGED, unit=MetricUnit.Count, value=report.flagged)
@@ -249,6 +430,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name=MetricName.SWEEP_GUARD_TRIPPED, unit=MetricUnit.Count, value=int(tripped))
     metrics.add_metric(name=MetricName.EVENTS_PUBLISHED, unit=MetricUnit.Count, value=report.events_published)
     metrics.add_metric(name=MetricName.EVENTS_OWED, unit=MetricUnit.Count, value=report.events_owed)
+    metrics.add_metric(name=MetricName.FLAGS_LEFT, unit=MetricUnit.Count, value=report.left)
     metrics.add_metric(name=MetricName.SWEEPS_COMPLETED, unit=MetricUnit.Count, value=1)
     logger.info("Sweep finished", extra=asdict(report))
     return asdict(report)

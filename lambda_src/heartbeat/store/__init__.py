@@ -9,7 +9,8 @@ concerns lives in a module of its own:
 - ``scan``: the sweeper's parallel scan, and the operator's listing;
 - ``flags``: stale flags and their owed events;
 - ``operator``: an operator's terminate, reset and forget;
-- ``sweep_state``: the sweeper's memory between runs.
+- ``sweep_state``: the sweeper's memory between runs;
+- ``lease``: the sweep lease, so that two sweeps never run at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner
-from heartbeat.store import flags, heartbeats, operator, scan, sweep_state
+from heartbeat.store import flags, heartbeats, lease, operator, scan, sweep_state
 from heartbeat.store.items import address, to_runner
 from heartbeat.store.items import taskrunner_id as item_taskrunner_id
 from heartbeat.store.scan import SweepCandidate
@@ -96,3 +97,11 @@ class RunnerStore:
     def save_sweep_state(self, state: SweepState) -> bool:
         """Record a completed sweep unless a later one has recorded its own; returns whether it was recorded."""
         return sweep_state.save_sweep_state(self._table, state)
+
+    def acquire_lease(self, holder: str, now: float, until: float) -> float | None:
+        """Take the sweep lease until `until`; if another sweep holds it past now, return when its lease ends."""
+        return lease.acquire_lease(self._table, holder, now, until)
+
+    def release_lease(self, holder: str) -> None:
+        """Give the sweep lease back (a failure only leaves it to expire)."""
+        lease.release_lease(self._table, holder)

@@ -1,0 +1,296 @@
+"""Carrying flags out: many conditional writes at once, their stale events in batches, within a deadline.
+
+The plan (see sweeper.py) decides who is flagged; this module only writes it. A flag is one
+conditional UpdateItem that a heartbeat or an operator's reset landing at the same moment still
+wins (store.flag_stale). The writes are sent by a bounded pool of threads: a flag is mostly a wait
+on DynamoDB, and Python's threads wait together while the GIL keeps their CPU (signing, parsing)
+serial, so one process drives about as many writes a second as its CPU allows, however long the
+round trip (docs/performance.md, "Sweeper scale", has the measured figures).
+
+Each flag records that its stale event is owed (eventPending) in the same write; the events go
+out in batches of ten as flags succeed, and each is cleared once EventBridge has accepted it. The
+orders are read from an iterator and at most a few pool-fulls are in flight, so memory stays flat
+however many runners are flagged. Orders left when the deadline passes are not attempted: their
+runners are still active and stale, so the next sweep finds them again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from heartbeat.events import BATCH_SIZE, StaleEventPublisher, StaleRunner
+from heartbeat.observability import logger
+
+if TYPE_CHECKING:
+    from heartbeat.store import RunnerStore
+
+# Flag writes in flight at once. At a 5 ms round trip one process is CPU-bound from about 8 on
+# (make bench, "flag writes per second"); more only queue on the GIL. Within the sweeper client's pool.
+FLAG_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class FlagOrder:
+    """One runner the plan flags: the terms of its conditional write, and what its stale event says."""
+
+    taskrunner_id: str
+    last_seen: float
+    stale_after_seconds: int  # its threshold
+    stale_at: float  # the sweep's time: the flag's staleAt, and the write's "now"
+    hostname: str | None = None
+    worker_group: str | None = None
+
+    @property
+    def last_seen_before(self) -> float:
+        """The write's cutoff: a heartbeat or a reset at or after it wins."""
+        return self.stale_at - self.stale_after_seconds
+
+    def event(self) -> StaleRunner:
+        return StaleRunner(
+            taskrunner_id=self.taskrunner_id,
+            last_seen=self.last_seen,
+            stale_at=self.stale_at,
+            stale_after_seconds=self.stale_after_seconds,
+            hostname=self.hostname,
+            worker_group=self.worker_group,
+        )
+
+    def to_row(self) -> tuple[Any, ...]:
+        """As a compact JSON row (spools and work messages)."""
+        return (
+            self.taskrunner_id,
+            self.last_seen,
+            self.stale_after_seconds,
+            self.stale_at,
+            self.hostname,
+            self.worker_group,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> FlagOrder:
+        return cls(str(row[0]), float(row[1]), int(row[2]), float(row[3]), row[4], row[5])
+
+
+def event_to_row(runner: StaleRunner) -> tuple[Any, ...]:
+    """An owed stale event as a compact JSON row."""
+    return (
+        runner.taskrunner_id,
+        runner.last_seen,
+        runner.stale_after_seconds,
+        runner.stale_at,
+        runner.hostname,
+        runner.worker_group,
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> StaleRunner:
+    return StaleRunner(str(row[0]), float(row[1]), float(row[3]), int(row[2]), row[4], row[5])
+
+
+class Deadline:
+    """When to stop starting new work, on a clock of its own (monotonic in Lambda; a parameter in tests)."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._at = math.inf if seconds is None else clock() + seconds
+
+    @classmethod
+    def never(cls) -> Deadline:
+        return cls(None)
+
+    def remaining(self) -> float:
+        """Seconds left (inf for no deadline); each call reads the clock."""
+        return self._at - self._clock() if self._at != math.inf else math.inf
+
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+
+@dataclass
+class Outcome:
+    """What carrying out a sweep's flags did."""
+
+    flagged: int = 0  # written by this call
+    lost: int = 0  # a heartbeat or a reset won the race: not flagged
+    left: int = 0  # orders not attempted: the deadline passed first
+    events_published: int = 0  # accepted by EventBridge: this call's and any owed from before
+    events_owed: int = 0  # still owed afterwards (refused, or not reached before the deadline)
+
+    def __iadd__(self, other: Outcome) -> Outcome:
+        self.flagged += other.flagged
+        self.lost += other.lost
+        self.left += other.left
+        self.events_published += other.events_published
+        self.events_owed += other.events_owed
+        return self
+
+
+def carry_out(
+    orders: Iterable[FlagOrder],
+    owed: Iterable[StaleRunner],
+    store: RunnerStore,
+    events: StaleEventPublisher | None,
+    deadline: Deadline,
+    *,
+    concurrency: int = FLAG_CONCURRENCY,
+) -> Outcome:
+    """Flag each order (conditionally), then publish owed events, starting nothing new once the deadline passes.
+
+    New flags go first, so events owed from earlier sweeps never hold them back; the owed events
+    get what time is left. A StoreError stops the work and is raised once the writes in flight
+    are done: whatever was flagged keeps its event owed for the next sweep.
+    """
+    pool = _Pool(store, events, concurrency)
+    try:
+        orders_left = iter(orders)
+        for order in orders_left:
+            if deadline.passed() or pool.failed:
+                pool.outcome.left = 1 + sum(1 for _ in orders_left)
+                break
+            pool.flag(order)
+        owed_left = iter(owed)
+        for runner in owed_left:
+            if deadline.passed() or pool.failed:
+                pool.outcome.events_owed += 1 + sum(1 for _ in owed_left)
+                break
+            pool.publish_later(runner)
+        pool.finish()
+    finally:
+        pool.close()
+    return pool.outcome
+
+
+class _Pool:
+    """The threads and the bookkeeping of one carry_out: flags, their event batches, and the clears.
+
+    Only the calling thread submits work and records results; a pool thread returns what is to be
+    recorded. What a result leads to (a batch to publish, an event to clear) waits in a queue of
+    follow-ups that the calling thread submits before its next order, so nothing recurses.
+    """
+
+    def __init__(self, store: RunnerStore, events: StaleEventPublisher | None, concurrency: int) -> None:
+        self.store, self.events = store, events
+        self.outcome = Outcome()
+        self._limit = 2 * concurrency  # tasks in flight: enough to keep every thread busy, few enough to stay flat
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flag")
+        self._in_flight: set[Future[Callable[[], None]]] = set()
+        self._follow_ups: deque[Callable[[], Callable[[], None]]] = deque()
+        self._batch: list[StaleRunner] = []
+        self._flagged_ids: list[str] = []
+        self._error: BaseException | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def flag(self, order: FlagOrder) -> None:
+        self._pump()
+        self._submit(lambda: self._flag(order))
+
+    def publish_later(self, runner: StaleRunner) -> None:
+        """Queue an event for the next batch of ten."""
+        self._batch.append(runner)
+        if len(self._batch) == BATCH_SIZE:
+            self._flush_batch()
+        self._pump()
+
+    def finish(self) -> None:
+        """Wait for everything, publishing the last partial batch once no flag can add to it; raise the first error."""
+        while self._error is None:
+            self._pump()
+            if self._in_flight:
+                self._harvest()
+            elif self._batch:
+                self._flush_batch()
+            elif not self._follow_ups:
+                break
+        self._log_flagged(None)
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Wait for the writes in flight (a failed sweep must not leave threads writing behind it)."""
+        self._executor.shutdown(wait=True)
+
+    # A task runs on a pool thread and returns a function the calling thread runs to record its result.
+
+    def _flag(self, order: FlagOrder) -> Callable[[], None]:
+        flagged = self.store.flag_stale(
+            order.taskrunner_id, last_seen_before=order.last_seen_before, now=order.stale_at
+        )
+
+        def record() -> None:
+            if not flagged:
+                self.outcome.lost += 1
+                return
+            self.outcome.flagged += 1
+            self._log_flagged(order.taskrunner_id)
+            self._batch.append(order.event())
+            if len(self._batch) == BATCH_SIZE:
+                self._flush_batch()
+
+        return record
+
+    def _publish(self, batch: list[StaleRunner]) -> Callable[[], None]:
+        assert self.events is not None  # noqa: S101 - _flush_batch never publishes without a publisher
+        published, owed = self.events.publish(batch)
+
+        def record() -> None:
+            self.outcome.events_published += len(published)
+            self.outcome.events_owed += len(owed)
+            if owed:
+                logger.error("Stale events not published; the next sweep retries them", extra={"owed": len(owed)})
+            for taskrunner_id in published:
+                self._follow_ups.append(lambda runner=taskrunner_id: self._clear(runner))  # type: ignore[misc]
+
+        return record
+
+    def _clear(self, taskrunner_id: str) -> Callable[[], None]:
+        self.store.event_published(taskrunner_id)
+        return _nothing
+
+    def _log_flagged(self, taskrunner_id: str | None) -> None:
+        """One line per ten runners flagged (None: the last few): at a million flags a line each held the sweep up."""
+        if taskrunner_id is not None:
+            self._flagged_ids.append(taskrunner_id)
+        if self._flagged_ids and (taskrunner_id is None or len(self._flagged_ids) == BATCH_SIZE):
+            logger.info("Flagged runners stale", extra={"taskrunnerIds": self._flagged_ids})
+            self._flagged_ids = []
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        if self.events is None:
+            self.outcome.events_owed += len(batch)
+        else:
+            self._follow_ups.append(lambda: self._publish(batch))
+
+    def _pump(self) -> None:
+        while self._follow_ups and self._error is None:
+            self._submit(self._follow_ups.popleft())
+
+    def _submit(self, task: Callable[[], Callable[[], None]]) -> None:
+        while len(self._in_flight) >= self._limit and self._error is None:
+            self._harvest()
+        if self._error is None:
+            self._in_flight.add(self._executor.submit(task))
+
+    def _harvest(self) -> None:
+        done, self._in_flight = wait(self._in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                self._error = self._error or error
+            elif self._error is None:
+                future.result()()
+
+
+def _nothing() -> None:
+    return None
