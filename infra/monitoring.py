@@ -110,6 +110,7 @@ class Monitoring(Construct):
         front_door: FrontDoorSignals,
         handler: lambda_.Function,
         sweeper: lambda_.Function,
+        workers: lambda_.Function,
         table: dynamodb.ITable,
         dead_letters: sqs.IQueue,
         sweep_interval_minutes: int,
@@ -173,7 +174,8 @@ class Monitoring(Construct):
             ),
             "SweeperDeadLetters": at_least_one(
                 "SweeperDeadLetters",
-                "A sweeper run failed or could not be invoked (see the dead-letter queue)",
+                "A sweeper run failed or could not be invoked, or its workers gave up on a work message "
+                "(see the dead-letter queue)",
                 dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
             ),
             "StaleEventsOwed": at_least_one(
@@ -195,7 +197,7 @@ class Monitoring(Construct):
                 ),
             ),
         }
-        for name, function in (("Handler", handler), ("Sweeper", sweeper)):
+        for name, function in (("Handler", handler), ("Sweeper", sweeper), ("Workers", workers)):
             self.alarms[f"{name}Errors"] = at_least_one(
                 f"{name}Errors", f"The {name.lower()} function failed", function.metric_errors(period=five)
             )

@@ -14,13 +14,14 @@ from constructs import Construct
 class SweepSchedule(Construct):
     """An EventBridge rule runs the sweeper every interval; failures land in an encrypted dead-letter queue.
 
-    A failed sweep is not retried in place: the next scheduled run does the whole job again.
+    A failed sweep is not retried in place: the next scheduled run does the whole job again. The
+    queue also takes the sweep's work messages that its workers failed to finish (infra/workers.py).
+    The queue exists first (the workers need it before the sweeper exists); run() adds the rule.
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, sweeper: lambda_.Function, interval_minutes: int
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, interval_minutes: int) -> None:
         super().__init__(scope, construct_id)
+        self.interval_minutes = interval_minutes
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -28,6 +29,10 @@ class SweepSchedule(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
+
+    def run(self, sweeper: lambda_.Function) -> None:
+        """Invoke the sweeper every interval."""
+        interval_minutes = self.interval_minutes
         self.rule = events.Rule(
             self,
             "Rule",

@@ -16,10 +16,18 @@ from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
 from infra.storage import RunnerTable
+from infra.workers import WORKER_TIMEOUT, WORKERS, SweepWorkers
 
+MAX_SWEEP_MINUTES = 15  # Lambda's longest timeout
 # What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
 HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
-SWEEPER_TABLE_ACTIONS = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+# The sweeper's lease (store/lease.py) is a PutItem and a DeleteItem.
+SWEEPER_TABLE_ACTIONS = [
+    "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+]  # fmt: skip
+WORKER_TABLE_ACTIONS = ["dynamodb:UpdateItem"]  # a flag, and the clear of its event's debt
+# The sweeper's spools (heartbeat/spool.py): 10M stale runners take about 1.5 GB, twice over.
+SWEEPER_EPHEMERAL_STORAGE_MIB = 4096
 
 
 class HeartbeatStack(Stack):
@@ -55,19 +63,42 @@ class HeartbeatStack(Stack):
             description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
             environment=environment, layer=layer, log_retention=settings.log_retention,
         )  # fmt: skip
-        # 1,769 MB (one full vCPU) and 5 minutes: a sweep scans the whole fleet in parallel segments and its
-        # CPU (parsing the pages) is what bounds it; README, Sweeper scale: 10M runners in under 3 minutes.
+        # 1,769 MB (one full vCPU): a sweep scans the whole fleet in parallel segments and its CPU (parsing
+        # the pages) is what bounds it (docs/performance.md, "Sweeper scale"). Its timeout never passes its
+        # schedule's interval, and one at a time (reserved concurrency 1, also kept free of the heartbeat
+        # handler's scaling): a sweep ends, with its state saved at its deadline, before the next begins.
+        # Its lease in the table keeps an operator's sweep (outside Lambda) apart from it.
+        schedule = SweepSchedule(self, "Sweep", interval_minutes=settings.sweep_interval_minutes)
+        worker = HeartbeatFunction(
+            self, "Workers", handler="heartbeat.flag_worker.lambda_handler",
+            description="Writes a sweep's flags and events when they are many", memory_size=1769,
+            timeout=WORKER_TIMEOUT, environment=environment, layer=layer, log_retention=settings.log_retention,
+            reserved_concurrency=WORKERS,
+        )  # fmt: skip
+        workers = SweepWorkers(self, "SweepWorkers", worker=worker.function, dead_letters=schedule.dead_letters)
         sweeper = HeartbeatFunction(
             self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
-            description="Flags task runners that went silent", memory_size=1769, timeout=Duration.minutes(5),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            description="Flags task runners that went silent", memory_size=1769,
+            timeout=Duration.minutes(min(settings.sweep_interval_minutes, MAX_SWEEP_MINUTES)),
+            environment={**environment, "WORK_QUEUE_URL": workers.queue.queue_url}, layer=layer,
+            log_retention=settings.log_retention, reserved_concurrency=1,
+            ephemeral_storage_mib=SWEEPER_EPHEMERAL_STORAGE_MIB,
         )  # fmt: skip
+        workers.queue.grant_send_messages(sweeper.role)
+        sweeper.role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:GetQueueAttributes"], resources=[workers.queue.queue_arn])
+        )
         # The sweeper publishes one stale event per flagged runner, to this bus only.
         self.event_bus_arn = self.format_arn(
             service="events", resource="event-bus", resource_name=settings.event_bus_name
         )
-        sweeper.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.event_bus_arn]))
-        for function, actions in ((handler, HANDLER_TABLE_ACTIONS), (sweeper, SWEEPER_TABLE_ACTIONS)):
+        for function in (sweeper, worker):
+            function.role.add_to_policy(
+                iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.event_bus_arn])
+            )
+        for function, actions in (
+            (handler, HANDLER_TABLE_ACTIONS), (sweeper, SWEEPER_TABLE_ACTIONS), (worker, WORKER_TABLE_ACTIONS),
+        ):  # fmt: skip
             function.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
             if storage.key is not None:
                 storage.key.grant_encrypt_decrypt(function.role)
@@ -77,11 +108,10 @@ class HeartbeatStack(Stack):
             front_door = HeartbeatLoadBalancer(self, "LoadBalancer", handler=handler.function, settings=settings)
         else:
             front_door = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
-        schedule = SweepSchedule(
-            self, "Sweep", sweeper=sweeper.function, interval_minutes=settings.sweep_interval_minutes
-        )
+        schedule.run(sweeper.function)
         monitoring = Monitoring(
             self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
+            workers=worker.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
             alarm_topic_arn=settings.alarm_topic_arn,
         )  # fmt: skip
@@ -96,13 +126,13 @@ class HeartbeatStack(Stack):
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
-        self._acknowledge_findings(handler, sweeper, schedule)
+        self._acknowledge_findings((handler, sweeper, worker), schedule)
         if isinstance(front_door, HeartbeatApi):
             self._acknowledge_api_findings(front_door)
         else:
             self._acknowledge_load_balancer_findings(front_door)
         if storage.key is not None:
-            for function in (handler, sweeper):
+            for function in (handler, sweeper, worker):
                 for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
                     acknowledge(
                         function.role, f"AwsSolutions-IAM5[Action::{action}]",
@@ -111,9 +141,9 @@ class HeartbeatStack(Stack):
                     )  # fmt: skip
 
     @staticmethod
-    def _acknowledge_findings(handler: HeartbeatFunction, sweeper: HeartbeatFunction, schedule: SweepSchedule) -> None:
+    def _acknowledge_findings(functions: tuple[HeartbeatFunction, ...], schedule: SweepSchedule) -> None:
         """cdk-nag findings accepted on purpose, each on the one construct it concerns, with its reason."""
-        for function in (handler, sweeper):
+        for function in functions:
             acknowledge(
                 function.function, "AwsSolutions-L1",
                 "Python 3.13 is pinned on purpose: it is the newest runtime the AWS-managed Powertools layer "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -72,8 +73,12 @@ def test_customer_managed_key_is_a_choice(regional: Synth) -> None:
 # Functions
 
 
-def test_both_functions_are_python_313_arm64_traced_with_the_powertools_layer(private: Synth) -> None:
-    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+def test_every_function_is_python_313_arm64_traced_with_the_powertools_layer(private: Synth) -> None:
+    for handler in (
+        "heartbeat.handler.lambda_handler",
+        "heartbeat.sweeper.lambda_handler",
+        "heartbeat.flag_worker.lambda_handler",
+    ):
         _, props = function(private.template, handler)
         props = props["Properties"]
         assert props["Runtime"] == "python3.13"
@@ -96,13 +101,19 @@ def test_memory_and_timeout_are_set(private: Synth) -> None:
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     assert (handler["Properties"]["MemorySize"], handler["Properties"]["Timeout"]) == (256, 10)
     assert (sweeper["Properties"]["MemorySize"], sweeper["Properties"]["Timeout"]) == (1769, 300)
+    _, worker = function(private.template, "heartbeat.flag_worker.lambda_handler")
+    assert (worker["Properties"]["MemorySize"], worker["Properties"]["Timeout"]) == (1769, 60)
 
 
-def test_both_functions_log_json_at_info_with_platform_lines_at_warn(private: Synth, alb: Synth) -> None:
+def test_every_function_logs_json_at_info_with_platform_lines_at_warn(private: Synth, alb: Synth) -> None:
     # JSON is what lets Lambda filter by level; WARN drops START/END/REPORT on every heartbeat, and INFO
     # keeps the EMF lines (Lambda reads a line with no level as INFO) that the alarms depend on.
     for synth in (private, alb):
-        for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+        for handler in (
+            "heartbeat.handler.lambda_handler",
+            "heartbeat.sweeper.lambda_handler",
+            "heartbeat.flag_worker.lambda_handler",
+        ):
             _, props = function(synth.template, handler)
             config = props["Properties"]["LoggingConfig"]
             assert {k: v for k, v in config.items() if k != "LogGroup"} == {
@@ -115,7 +126,7 @@ def test_both_functions_log_json_at_info_with_platform_lines_at_warn(private: Sy
 
 def test_every_log_group_the_stack_causes_has_the_configured_retention(private: Synth, regional: Synth) -> None:
     groups = private.template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 4  # two functions, the API's access logs, and its execution logs
+    assert len(groups) == 5  # three functions, the API's access logs, and its execution logs
     assert all(g["Properties"]["RetentionInDays"] == 30 for g in groups.values())
     regional_groups = regional.template.find_resources("AWS::Logs::LogGroup").values()
     assert all(g["Properties"]["RetentionInDays"] == 30 for g in regional_groups)
@@ -156,18 +167,81 @@ def test_sweeper_may_only_do_what_its_code_calls(private: Synth) -> None:
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     statements = role_statements(private.template, sweeper["Properties"])
     assert actions_on(statements, "dynamodb:") == {
-        "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     }  # fmt: skip
     for statement in statements:
         if any(a.startswith("dynamodb:") for a in statement["Action"]):
             assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+    # The work queue: send to it and read its depth (a busy queue means no new work); and the dead-letter
+    # queue, where Lambda records a failed run on the sweeper's behalf. Nothing else.
+    assert actions_on(statements, "sqs:") == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    queues = set()
+    for statement in statements:
+        if any(str(a).startswith("sqs:") for a in statement["Action"]):
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            queues |= {r["Fn::GetAtt"][0].rstrip("0123456789ABCDEF") for r in resources}
+    assert queues == {"SweepDeadLetters", "SweepWorkersQueue"}
 
 
-def test_only_the_sweeper_may_publish_events_and_only_to_its_bus(private: Synth, regional: Synth) -> None:
+def test_workers_may_only_flag_publish_and_take_their_work(private: Synth) -> None:
+    _, worker = function(private.template, "heartbeat.flag_worker.lambda_handler")
+    statements = role_statements(private.template, worker["Properties"])
+    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem"}
+    assert actions_on(statements, "events:") == {"events:PutEvents"}
+    assert actions_on(statements, "sqs:") == {
+        "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }  # fmt: skip
+
+
+# Fan-out: what keeps two sweeps apart and the workers within DynamoDB's and Lambda's limits
+
+
+def test_one_sweep_at_a_time_and_each_ends_before_the_next_is_due(private: Synth, regional: Synth) -> None:
+    for synth, interval_minutes in ((private, 5), (regional, 2)):
+        _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
+        assert sweeper["Properties"]["ReservedConcurrentExecutions"] == 1
+        assert sweeper["Properties"]["Timeout"] <= interval_minutes * 60
+        rule = only(synth.template, "AWS::Events::Rule")["Properties"]
+        assert rule["ScheduleExpression"] == f"rate({interval_minutes} minutes)"
+        # Its spools of stale runners go to /tmp: room for ten million of them.
+        assert sweeper["Properties"]["EphemeralStorage"] == {"Size": 4096}
+
+
+def test_workers_take_one_message_each_at_most_their_reserved_concurrency(private: Synth) -> None:
+    from infra.workers import MAX_RECEIVES, WORKERS
+
+    worker_id, worker = function(private.template, "heartbeat.flag_worker.lambda_handler")
+    assert worker["Properties"]["ReservedConcurrentExecutions"] == WORKERS
+    mapping = only(private.template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping["FunctionName"] == {"Ref": worker_id}
+    assert "SweepWorkersQueue" in mapping["EventSourceArn"]["Fn::GetAtt"][0]
+    assert mapping["BatchSize"] == 1
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": WORKERS}  # never throttled by its own reservation
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]  # an unfinished message comes back alone
+    queues = private.template.find_resources("AWS::SQS::Queue")
+    [work] = [q["Properties"] for name, q in queues.items() if name.startswith("SweepWorkersQueue")]
+    # A message a worker still has never reappears: six times the worker's timeout, as AWS advises.
+    assert work["VisibilityTimeout"] >= 6 * worker["Properties"]["Timeout"]
+    assert work["SqsManagedSseEnabled"] is True
+    assert work["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVES
+    [dead_letters] = [name for name in queues if name.startswith("SweepDeadLetters")]
+    assert work["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letters, "Arn"]}
+    # The sweeper knows where to send its work.
+    _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
+    queue_ref = sweeper["Properties"]["Environment"]["Variables"]["WORK_QUEUE_URL"]
+    assert queue_ref["Ref"].startswith("SweepWorkersQueue")
+
+
+def test_only_the_sweeper_and_its_workers_may_publish_events_and_only_to_its_bus(
+    private: Synth, regional: Synth
+) -> None:
     _, handler = function(private.template, "heartbeat.handler.lambda_handler")
     assert actions_on(role_statements(private.template, handler["Properties"]), "events:") == set()
-    for synth, bus in ((private, "default"), (regional, "ops-bus")):
-        _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
+    for (synth, bus), name in itertools.product(
+        ((private, "default"), (regional, "ops-bus")), ("sweeper", "flag_worker")
+    ):
+        _, sweeper = function(synth.template, f"heartbeat.{name}.lambda_handler")
         [statement] = [
             st
             for st in role_statements(synth.template, sweeper["Properties"])
@@ -181,22 +255,34 @@ def test_only_the_sweeper_may_publish_events_and_only_to_its_bus(private: Synth,
         assert sweeper["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == bus
 
 
-def test_worker_group_thresholds_reach_both_functions_in_seconds(regional: Synth) -> None:
-    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+def test_worker_group_thresholds_reach_every_function_in_seconds(regional: Synth) -> None:
+    for handler in (
+        "heartbeat.handler.lambda_handler",
+        "heartbeat.sweeper.lambda_handler",
+        "heartbeat.flag_worker.lambda_handler",
+    ):
         _, props = function(regional.template, handler)
         env = props["Properties"]["Environment"]["Variables"]
         assert json.loads(env["STALE_AFTER_BY_WORKER_GROUP"]) == {"fast-etl": 600}
 
 
 def test_no_managed_policies_on_the_function_roles(private: Synth) -> None:
-    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+    for handler in (
+        "heartbeat.handler.lambda_handler",
+        "heartbeat.sweeper.lambda_handler",
+        "heartbeat.flag_worker.lambda_handler",
+    ):
         _, props = function(private.template, handler)
         role = private.template.to_json()["Resources"][props["Properties"]["Role"]["Fn::GetAtt"][0]]
         assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_customer_managed_key_is_granted_to_both_functions(regional: Synth) -> None:
-    for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+def test_customer_managed_key_is_granted_to_every_function(regional: Synth) -> None:
+    for handler in (
+        "heartbeat.handler.lambda_handler",
+        "heartbeat.sweeper.lambda_handler",
+        "heartbeat.flag_worker.lambda_handler",
+    ):
         _, props = function(regional.template, handler)
         assert "kms:Decrypt" in actions_on(role_statements(regional.template, props["Properties"]), "kms:")
 
@@ -311,7 +397,8 @@ def test_sweeper_runs_on_schedule_and_failures_land_in_an_encrypted_queue(privat
     assert rule["ScheduleExpression"] == "rate(5 minutes)"
     [target] = rule["Targets"]
     assert "DeadLetterConfig" in target
-    queue = only(private.template, "AWS::SQS::Queue")["Properties"]
+    queues = private.template.find_resources("AWS::SQS::Queue")
+    [queue] = [q["Properties"] for name, q in queues.items() if name.startswith("SweepDeadLetters")]
     assert queue["SqsManagedSseEnabled"] is True
     invoke = only(private.template, "AWS::Lambda::EventInvokeConfig")["Properties"]
     assert invoke["MaximumRetryAttempts"] == 0
@@ -328,7 +415,7 @@ def test_alarms_cover_the_failure_modes_and_notify_the_topic(private: Synth) -> 
     assert {"5XXError", "SweepsCompleted", "SweepGuardTripped", "ApproximateNumberOfMessagesVisible", "Errors",
             "Throttles", "math"} <= set(by_metric)  # fmt: skip
     assert "StaleEventsOwed" in by_metric
-    assert len(alarms) == 10  # the six above, and errors + throttles for each function
+    assert len(alarms) == 12  # the six above, and errors + throttles for each function
     assert by_metric["SweepsCompleted"]["TreatMissingData"] == "breaching"
     topic_id = next(iter(private.template.find_resources("AWS::SNS::Topic")))
     for alarm in alarms.values():
@@ -386,7 +473,7 @@ def test_every_alarm_is_named_inside_the_pattern_the_policies_allow(private: Syn
     for synth, stack_name in ((private, "TaskRunnerHeartbeat"), (alb, "HeartbeatAlb")):
         alarms = synth.template.find_resources("AWS::CloudWatch::Alarm").values()
         names = [a["Properties"]["AlarmName"] for a in alarms]
-        assert len(names) == 10
+        assert len(names) == 12
         assert all(name.startswith(f"{stack_name}-") for name in names), names
 
 
