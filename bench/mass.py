@@ -42,13 +42,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config as BotoConfig
 
 from bench.sweeper import ITEMS_PER_PAGE, PAGE_WAIT_MS
-from heartbeat.clients import SWEEPER_CLIENT_CONFIG
+from heartbeat.clients import FLAG_CONCURRENCY, SWEEPER_CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.fan_out import WorkQueue
 from heartbeat.flag_worker import RESERVE_SECONDS as WORKER_RESERVE_SECONDS
 from heartbeat.flag_worker import WorkLeft, work
-from heartbeat.flagging import FLAG_CONCURRENCY, Deadline, FlagOrder, carry_out
+from heartbeat.flagging import Deadline, FlagOrder, carry_out
 from heartbeat.spool import Spool
 from heartbeat.store import RunnerStore
 from heartbeat.sweeper import RESERVE_SECONDS, sweep

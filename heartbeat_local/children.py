@@ -61,25 +61,34 @@ def run_store(port: int, table_name: str) -> int:
 
 
 def run_sweeper(interval: float) -> int:
-    """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published."""
+    """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published.
+
+    As in the stack, a sweep's deadline is its interval (its Lambda timeout less the reserve), or
+    SWEEP_BUDGET_SECONDS when that is shorter; the flags it did not reach are the next sweep's.
+    """
     from heartbeat.observability import logger, metrics
-    from heartbeat.sweeper import lambda_handler
+    from heartbeat.sweeper import RESERVE_SECONDS, lambda_handler
     from heartbeat_local.gateway import LocalLambdaContext
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
     logger.setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log; warnings still show
+    invocation_ms = round((interval + RESERVE_SECONDS) * 1000)
     while not stop.wait(interval):
+        context = LocalLambdaContext(function_name="sweeper-local", remaining_ms=invocation_ms)
         try:
-            report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))
+            report = lambda_handler({"source": "local.schedule"}, context)
             metrics.clear_metrics()  # disabled metrics are kept, not flushed (see environment.Gateway)
         except Exception:  # the sweeper has logged it; the next run tries again
             logging.getLogger(__name__).exception("Sweep failed")
             continue
-        if report["flagged"] or report["events_published"] or report["events_owed"]:
+        if report.get("skipped"):
+            continue  # another sweep (an operator's) holds the lease
+        if report["flagged"] or report["events_published"] or report["events_owed"] or report["left"]:
+            left = f", {report['left']} left for the next sweep" if report["left"] else ""
             print(
                 f"Sweep: {report['flagged']} runners flagged stale, {report['events_published']} stale events "
-                f"published, {report['events_owed']} owed (read them: heartbeat-ops events)",
+                f"published, {report['events_owed']} owed{left} (read them: heartbeat-ops events)",
                 file=sys.stderr,
                 flush=True,
             )

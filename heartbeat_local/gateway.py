@@ -29,9 +29,10 @@ class LocalLambdaContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:heartbeat-local"
     log_group_name: str = "/aws/lambda/heartbeat-local"
     log_stream_name: str = "local"
+    remaining_ms: int = 10_000  # the handler's timeout; the sweeper's context gives its own
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return self.remaining_ms
 
 
 def proxy_event(

@@ -25,6 +25,13 @@ CLIENT_CONFIG = BotoConfig(
 # client's pool of connections below.
 SCAN_SEGMENTS = 8
 
-# The sweeper's client: a Scan page is up to 1 MB, which may take longer than the handler's 1 s
-# to arrive, and each scan segment keeps a connection of its own beside the sweep's writes.
-SWEEPER_CLIENT_CONFIG = CLIENT_CONFIG.merge(BotoConfig(read_timeout=10, max_pool_connections=SCAN_SEGMENTS + 2))
+# The sweep's flag writes in flight at once (heartbeat/flagging.py). At a 5 ms round trip one process
+# is CPU-bound from about 8 on (make bench, "flag writes a second"); more would only queue on the GIL.
+FLAG_CONCURRENCY = 16
+
+# The sweeper's and its workers' client: a Scan page is up to 1 MB, which may take longer than the
+# handler's 1 s to arrive, and each scan segment, then each flag writer, keeps a connection of its own
+# (a pool too small would open and drop a connection a request).
+SWEEPER_CLIENT_CONFIG = CLIENT_CONFIG.merge(
+    BotoConfig(read_timeout=10, max_pool_connections=max(SCAN_SEGMENTS, FLAG_CONCURRENCY) + 2)
+)

@@ -73,9 +73,11 @@ class StaleEventPublisher:
         if client is None:
             import boto3
 
-            from heartbeat.clients import CLIENT_CONFIG
+            from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 
-            client = boto3.client("events", config=CLIENT_CONFIG)
+            # The sweeper's patience (10 s a read): PutEvents has no idempotency token, so a read that times out
+            # while EventBridge accepts the entries is resent and the events arrive twice.
+            client = boto3.client("events", config=SWEEPER_CLIENT_CONFIG)
         self.bus_name = bus_name
         self.client = client
         self._sleep = sleep

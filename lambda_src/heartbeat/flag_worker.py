@@ -73,7 +73,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         process_partial_response(
             event=event,
             record_handler=record_handler,
-            processor=BatchProcessor(event_type=EventType.SQS),
+            # A message cut short is reported, not raised: it comes back alone, and the function has not failed.
+            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
             context=context,
         )
     )

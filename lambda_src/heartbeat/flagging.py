@@ -24,15 +24,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from heartbeat.clients import FLAG_CONCURRENCY
 from heartbeat.events import BATCH_SIZE, StaleEventPublisher, StaleRunner
 from heartbeat.observability import logger
 
 if TYPE_CHECKING:
     from heartbeat.store import RunnerStore
-
-# Flag writes in flight at once. At a 5 ms round trip one process is CPU-bound from about 8 on
-# (make bench, "flag writes per second"); more only queue on the GIL. Within the sweeper client's pool.
-FLAG_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,22 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from heartbeat.runners import Runner
 from heartbeat.store import RunnerStore
+from heartbeat.store.items import to_item
 from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
 from heartbeat_ops.__main__ import main as ops_main
 
@@ -181,3 +185,46 @@ def test_a_flagged_runners_stale_event_arrives_exactly_once(tmp_path: Path) -> N
     assert json.loads(answer) == {"terminate": True}
     assert "Sweep: 1 runners flagged stale, 1 stale events published, 0 owed" in output
     assert "Sweep finished" not in output  # the sweeper's per-sweep log line stays quiet; only what it did shows
+
+
+def test_a_mass_death_under_a_one_second_budget_is_flagged_over_several_sweeps_one_event_each(
+    tmp_path: Path,
+) -> None:
+    # 400 runners die at once. The guard is off (MASS_STALE_FRACTION=1): with nobody left beating it would
+    # rightly hold them; here the point is the budget. Each sweep stops starting flags after 1 s, saves its
+    # state, and the next one goes on from what is still active and stale.
+    dead = [f"dead-{i:03d}" for i in range(400)]
+    settings = {
+        "SWEEP_INTERVAL_SECONDS": "1.5", "SWEEP_BUDGET_SECONDS": "1", "STALE_AFTER_SECONDS": "60",
+        "RETENTION_SECONDS": "600", "MASS_STALE_FRACTION": "1", "ACCESS_LOG": "0",
+    }  # fmt: skip
+    with local_endpoint(tmp_path, **settings) as running:
+        long_ago = time.time() - 3600
+        client = running.dynamodb()
+        for start in range(0, len(dead), 25):
+            client.batch_write_item(RequestItems={running.table: [
+                {"PutRequest": {"Item": to_item(Runner(runner, "active", long_ago, long_ago, 4, int(long_ago) + 7200,
+                                                       f"{runner}.internal", "etl"))}}
+                for runner in dead[start : start + 25]
+            ]})  # fmt: skip
+        store = RunnerStore(running.table, client=client)
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 300  # a bound on waiting, not an assertion about speed
+        while time.monotonic() < deadline:
+            events += read_events(running)
+            if len(events) >= len(dead) and all(r.status == "stale" for r in store.runners()):
+                break
+            time.sleep(0.5)
+        # Two more sweeps complete: none may send an event again.
+        for _ in range(2):
+            moment = time.time()
+            while not sweeps_after(running, moment) and time.monotonic() < deadline + 60:
+                time.sleep(0.2)
+        events += read_events(running)
+        output = running.output()
+    assert Counter(e["detail"]["taskrunnerId"] for e in events) == dict.fromkeys(dead, 1)
+    assert len({e["detail"]["eventId"] for e in events}) == len(dead)
+    flagged_per_sweep = [int(n) for n in re.findall(r"Sweep: (\d+) runners flagged stale", output)]
+    assert sum(flagged_per_sweep) == len(dead)
+    assert len([n for n in flagged_per_sweep if n]) >= 2  # the budget cut the work over several sweeps
+    assert "left for the next sweep" in output

@@ -1,0 +1,222 @@
+"""A sweep with a deadline, its lease and its workers, on moto: nothing lost, nothing done twice.
+
+The deadline's clock is a counter that moves one second each time it is read, so how many
+flags a sweep starts before its deadline is a count, not a timing: a Deadline(seconds) read once
+at its start and once more by the sweep (for its lease) starts seconds - 2 flags.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from heartbeat import fan_out, sweeper
+from heartbeat.config import Config
+from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher
+from heartbeat.fan_out import WorkQueue
+from heartbeat.flag_worker import lambda_handler as worker_handler
+from heartbeat.flagging import Deadline
+from heartbeat.model import HeartbeatRequest
+from heartbeat.store import RunnerStore, SweepState
+from heartbeat.sweeper import SweepInProgress, lambda_handler, sweep
+from heartbeat_local.server import create_table
+from tests.support import LambdaContext
+
+NOW = 1_795_521_600.0
+TABLE = "budget"
+RETENTION = 7 * 24 * 3600
+REGION = {"region_name": "us-east-1"}
+LIVE, DEAD = 40, 20  # a third of the fleet dies: under the mass-staleness guard's fraction
+
+
+class Ticks:
+    """A clock that moves one second each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def deadline_for_flags(flags: int) -> Deadline:
+    """A deadline that lets a sweep start exactly this many flags (see the module's docstring)."""
+    return Deadline(flags + 2, Ticks())
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", **REGION)
+        create_table(dynamodb, TABLE)
+        sqs = boto3.client("sqs", **REGION)
+        events_queue = sqs.create_queue(QueueName="stale-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = boto3.client("events", **REGION)
+        events.put_rule(Name="stale", EventPattern=json.dumps({"source": [SOURCE], "detail-type": [DETAIL_TYPE]}))
+        events.put_targets(Rule="stale", Targets=[{"Id": "queue", "Arn": arn}])
+        work_queue = sqs.create_queue(QueueName="work")["QueueUrl"]
+        store = RunnerStore(TABLE, client=dynamodb)
+        store.save_sweep_state(SweepState(last_sweep_at=NOW - 300, watching_since=NOW - 86_400))
+        for i in range(LIVE):
+            beat(store, f"live-{i:02d}", NOW - 60)
+        for i in range(DEAD):
+            beat(store, f"dead-{i:02d}", NOW - 3000)
+        monkeypatch.setenv("TABLE_NAME", TABLE)
+        yield {
+            "store": store, "sqs": sqs, "events_queue": events_queue, "work_queue": work_queue,
+            "publisher": StaleEventPublisher("default", events),
+        }  # fmt: skip
+
+
+def beat(store: RunnerStore, runner_id: str, when: float) -> None:
+    store.record_heartbeat(HeartbeatRequest(runner_id, "etl", f"{runner_id}.internal"), when, RETENTION)
+
+
+def stale_events(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    received = []
+    while batch := aws["sqs"].receive_message(QueueUrl=aws["events_queue"], MaxNumberOfMessages=10).get("Messages"):
+        for message in batch:
+            received.append(json.loads(message["Body"])["detail"])
+            aws["sqs"].delete_message(QueueUrl=aws["events_queue"], ReceiptHandle=message["ReceiptHandle"])
+    return received
+
+
+def statuses(store: RunnerStore) -> Counter[str]:
+    return Counter(r.status for r in store.runners())
+
+
+def test_a_sweep_that_runs_out_of_time_saves_its_state_and_the_next_continues(aws: dict[str, Any]) -> None:
+    store, config = aws["store"], Config(TABLE)
+    reports = []
+    for n in range(4):  # every 5 minutes, as scheduled; each may start 6 flags
+        reports.append(sweep(store, config, NOW + 300 * n, aws["publisher"], deadline=deadline_for_flags(6)))
+        state = store.load_sweep_state()
+        assert state is not None
+        assert (state.last_sweep_at, state.watching_since) == (NOW + 300 * n, NOW - 86_400)  # the watch goes on
+    assert [(r.flagged, r.left) for r in reports] == [(6, 14), (6, 8), (6, 2), (2, 0)]
+    assert [r.events_published for r in reports] == [6, 6, 6, 2]
+    assert statuses(store) == {"active": LIVE, "stale": DEAD}
+    events = stale_events(aws)
+    assert Counter(e["taskrunnerId"] for e in events) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+    assert all(not r.event_pending for r in store.runners())
+
+
+def test_a_sweep_whose_deadline_passed_before_any_flag_still_saves_its_state(aws: dict[str, Any]) -> None:
+    store = aws["store"]
+    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_for_flags(0))
+    assert (report.flagged, report.left, report.state_saved) == (0, DEAD, True)
+    assert store.load_sweep_state().last_sweep_at == NOW  # type: ignore[union-attr]
+    # Three quarters of an hour of such sweeps: never down, so the watch never restarts.
+    for n in range(1, 10):
+        report = sweep(store, Config(TABLE), NOW + 300 * n, aws["publisher"], deadline=deadline_for_flags(0))
+        assert report.watching_since == NOW - 86_400
+
+
+def test_events_owed_from_earlier_sweeps_never_hold_back_new_flags(aws: dict[str, Any]) -> None:
+    store, config = aws["store"], Config(TABLE)
+
+    class Down:
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - botocore's name
+            return {"FailedEntryCount": len(Entries), "Entries": [{"ErrorCode": "InternalFailure"}] * len(Entries)}
+
+    first = sweep(store, config, NOW, StaleEventPublisher("default", Down(), sleep=lambda _: None),  # type: ignore[arg-type]
+                  deadline=deadline_for_flags(10))  # fmt: skip
+    assert (first.flagged, first.events_owed) == (10, 10)
+    # The next sweep has time for 12: its 10 new flags first, then 2 of the 10 owed events.
+    second = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(12))
+    assert (second.flagged, second.left, second.events_published, second.events_owed) == (10, 0, 12, 8)
+    third = sweep(store, config, NOW + 600, aws["publisher"])
+    assert (third.flagged, third.events_published, third.events_owed) == (0, 8, 0)
+    assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+
+
+def test_a_sweep_does_not_start_while_another_holds_the_lease(aws: dict[str, Any]) -> None:
+    store = aws["store"]
+    assert store.acquire_lease("an operator's sweep", NOW, NOW + 240) is None
+    with pytest.raises(SweepInProgress) as busy:
+        sweep(store, Config(TABLE), NOW + 60, aws["publisher"])
+    assert busy.value.until == NOW + 240
+    assert statuses(store) == {"active": LIVE + DEAD}  # it did nothing
+    assert store.load_sweep_state().last_sweep_at == NOW - 300  # type: ignore[union-attr]
+    # A holder that died leaves the lease to expire; then the next sweep runs.
+    report = sweep(store, Config(TABLE), NOW + 240, aws["publisher"])
+    assert report.flagged == DEAD
+    # A finished sweep gives the lease back: the very next one runs.
+    assert sweep(store, Config(TABLE), NOW + 241, aws["publisher"]).flagged == 0
+
+
+def test_the_lambda_handler_stops_at_once_when_another_sweep_holds_the_lease(aws: dict[str, Any]) -> None:
+    import time
+
+    aws["store"].acquire_lease("an operator's sweep", time.time(), time.time() + 600)
+    result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper"))  # type: ignore[arg-type]
+    assert result["skipped"] is True
+    assert statuses(aws["store"]) == {"active": LIVE + DEAD}
+
+
+def work_messages(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    """The work queue's messages as the event source mapping hands them to a worker: one record each."""
+    messages = []
+    while batch := aws["sqs"].receive_message(QueueUrl=aws["work_queue"], MaxNumberOfMessages=10).get("Messages"):
+        messages += batch
+    return messages
+
+
+def sqs_event(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Records": [{
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "md5OfBody": message["MD5OfBody"], "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1",
+        }]
+    }  # fmt: skip
+
+
+def test_flags_past_the_sweeps_own_time_go_to_the_workers_and_each_is_written_once(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, config = aws["store"], Config(TABLE)
+    queue = WorkQueue(aws["work_queue"], aws["sqs"])
+    monkeypatch.setattr(fan_out, "CHUNK_ORDERS", 8)
+    # The deadline's clock moves a second a read; at one flag a second the sweep has time for 6 of the 20 due,
+    # so it hands them all to the workers (three messages of at most 8 runners).
+    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 1)
+    report = sweep(store, config, NOW, aws["publisher"], deadline=deadline_for_flags(6), work_queue=queue)
+    assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, 3, 0)
+    assert statuses(store) == {"active": LIVE + DEAD}  # nothing written yet
+    # While the work is queued, the next sweep judges, and neither sends nor flags anything.
+    busy = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
+    assert (busy.workers_busy, busy.flagged, busy.fanned_out, busy.left) == (True, 0, 0, DEAD)
+    # The workers, as the event source mapping runs them: one message each.
+    messages = work_messages(aws)
+    assert len(messages) == 3
+    worker = boto3.client("dynamodb", **REGION)  # the workers' own client, as in Lambda
+    monkeypatch.setattr("heartbeat.flag_worker._dependencies", lambda: (RunnerStore(TABLE, client=worker),
+                                                                        aws["publisher"]))  # fmt: skip
+    first, *rest = messages
+    # A worker whose invocation is nearly over starts nothing, reports the message failed: SQS delivers it again.
+    cut_short = worker_handler(sqs_event(first), LambdaContext(function_name="workers", remaining_ms=1000))  # type: ignore[arg-type]
+    assert cut_short == {"batchItemFailures": [{"itemIdentifier": first["MessageId"]}]}
+    for message in [first, *rest]:
+        done = worker_handler(sqs_event(message), LambdaContext(function_name="workers"))  # type: ignore[arg-type]
+        assert done == {"batchItemFailures": []}
+        aws["sqs"].delete_message(QueueUrl=aws["work_queue"], ReceiptHandle=message["ReceiptHandle"])
+    # A message delivered twice (a worker that finished but whose deletion was lost) writes nothing again.
+    again = worker_handler(sqs_event(rest[0]), LambdaContext(function_name="workers"))  # type: ignore[arg-type]
+    assert again == {"batchItemFailures": []}
+    assert statuses(store) == {"active": LIVE, "stale": DEAD}
+    assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+    # The queue drained, the next sweep finds nothing left to do and no event owed.
+    after = sweep(store, config, NOW + 600, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
+    assert (after.workers_busy, after.stale, after.fanned_out, after.events_published, after.events_owed) == (
+        False, 0, 0, 0, 0,
+    )  # fmt: skip
