@@ -25,7 +25,7 @@ import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bench import sweeper
+from bench import mass, sweeper
 from bench.canned import RUNNER_ATTRIBUTES, Attempts, CannedDynamoDB, canned_endpoint
 from bench.capacity import item_size, write_units
 from bench.logbytes import log_bytes
@@ -396,6 +396,8 @@ def print_table(results: dict[str, Any]) -> None:
     for row in results["local_endpoint"]["levels"]:
         print(f"   {row['clients']:>2} clients  {row['kind']:<16} {row['per_second']:7.1f}/s"
               f"   p50 {row['p50_ms']:7.2f} ms   p99 {row['p99_ms']:7.2f} ms")  # fmt: skip
+    if "sweeper_mass" in results:
+        mass.print_section(results["sweeper_mass"])
 
 
 LOG_BYTES_TARGET = 250
@@ -460,6 +462,7 @@ def main() -> int:
     results["log_bytes"] = log_bytes()
     results["sweeper"] = sweeper.scale(QUICK)
     results["local_endpoint"] = endpoint_throughput([1, 8, 32] if not QUICK else [1, 8], 40 if QUICK else 640)
+    results["sweeper_mass"] = mass.scale(QUICK)
     results["seconds"] = time.perf_counter() - started
     print_table(results)
     out = Path(os.environ.get("BENCH_RESULTS", ROOT / "bench" / "results.json"))
@@ -467,7 +470,11 @@ def main() -> int:
     figures_out = Path(os.environ.get("BENCH_FIGURES", ROOT / "bench" / "figures.json"))
     figures_out.write_text(json.dumps(figures(results), indent=2) + "\n")
     print(f"\nWrote {out} and {figures_out} in {results['seconds']:.0f} s")
-    problems = check_counts(results["requests"]) + check_log_bytes(results["log_bytes"])
+    problems = (
+        check_counts(results["requests"])
+        + check_log_bytes(results["log_bytes"])
+        + mass.check_counts(results["sweeper_mass"])
+    )
     for problem in problems:
         print(f"COUNT MISMATCH: {problem}", file=sys.stderr)
     return 1 if problems else 0

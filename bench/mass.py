@@ -336,7 +336,7 @@ def _run(row: list[str]) -> dict[str, Any]:
 
 def scale(quick: bool) -> dict[str, Any]:
     """Every mass-flag figure make bench reports."""
-    runners = 20_000 if quick else 1_000_000
+    runners = 4_000 if quick else 1_000_000
     return {
         "rtt_ms": RTT * 1000, "page_wait_ms": PAGE_WAIT_MS, "workers": WORKERS, "runners": runners,
         "rates": _run(["rates", "1,4,8,16,32" if not quick else "1,8", "600" if quick else "6000"]),
@@ -366,3 +366,65 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+ROWS = (
+    ("tenth_one_function", "10% dead, one function (no work queue)"),
+    ("tenth", "10% dead, with the workers (as deployed)"),
+    ("all_overridden", "100% dead, guard overridden, with the workers"),
+)
+
+
+def check_counts(result: dict[str, Any]) -> list[str]:
+    """Every dead runner flagged with one write and one event, and nothing left owed: else a problem each."""
+    problems = []
+    for key, label in ROWS:
+        row = result[key]
+        writes = row["requests"].get("UpdateItem (flag)", 0)
+        if (row["dead_left"], row["events_owed"], row["events"], writes) != (0, 0, row["dead"], row["dead"]):
+            problems.append(
+                f"mass flags, {label}: {row['dead_left']} dead left, {row['events_owed']} events owed, "
+                f"{row['events']} events and {writes} flag writes for {row['dead']} dead runners"
+            )
+    return problems
+
+
+def totals(row: dict[str, Any]) -> dict[str, Any]:
+    """One row's totals, and its wall time in AWS: each sweep, then its workers' time shared among WORKERS."""
+    sweeps = [i for i in row["invocations"] if i["kind"] == "sweep"]
+    workers = [i for i in row["invocations"] if i["kind"] == "workers"]
+    in_aws = sum(i["wall"] for i in sweeps) + sum(max(w["wall"] / WORKERS, w["longest"]) for w in workers)
+    return {
+        "sweeps": len(sweeps),
+        "worker_invocations": sum(w["count"] for w in workers),
+        "wall_here": sum(i["wall"] for i in row["invocations"]),
+        "wall_in_aws": in_aws,
+        "cpu_sweeps": sum(i["cpu"] for i in sweeps),
+        "cpu_workers": sum(w["cpu"] for w in workers),
+        "requests": sum(row["requests"].values()),
+        "first_sweep_to_last_flag": sweeps[-1]["at"] if sweeps else 0,
+    }
+
+
+def print_section(result: dict[str, Any]) -> None:
+    """The mass-flag part of make bench's table."""
+    print(
+        f"\n7. Mass flags: the real sweeper and workers; DynamoDB, EventBridge and SQS answered after"
+        f" {result['rtt_ms']:.0f} ms (a 1 MB Scan page after {result['page_wait_ms']:.0f} ms),"
+        f" {result['runners']:,} runners"
+    )
+    for row in result["rates"]:
+        print(
+            f"   {row['concurrency']:>2} writers: {row['writes_per_second']:6.0f} flag writes/s"
+            f" ({row['cpu_ms_per_write']:.2f} ms CPU each), {row['flags_per_second']:5.0f} whole flags/s with"
+            f" their events ({row['cpu_ms_per_flag']:.2f} ms CPU each)"
+        )
+    print(f"   {'row':<48} {'sweeps':>6} {'workers':>7} {'wall here':>10} {'wall in AWS':>11} {'CPU':>8}"
+          f" {'requests':>9} {'peak RSS':>9}")  # fmt: skip
+    for key, label in ROWS:
+        row, t = result[key], totals(result[key])
+        print(
+            f"   {label:<48} {t['sweeps']:>6} {t['worker_invocations']:>7} {t['wall_here']:>9.0f}s"
+            f" {t['wall_in_aws']:>10.0f}s {t['cpu_sweeps'] + t['cpu_workers']:>7.0f}s {t['requests']:>9,}"
+            f" {row['peak_rss_mb']:>7.0f}MB"
+        )
