@@ -93,8 +93,8 @@ EXPECTED = {
 
 
 def doc_files() -> dict[str, str]:
-    """The doc's example, file by file: each python block whose first line is `# <path>`."""
-    blocks = re.findall(r"```python\n# (\S+)\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    """The doc's example, file by file: each python block with a title, its path."""
+    blocks = re.findall(r'```python title="([^"]+)"\n(.*?)```', DOC.read_text(), flags=re.DOTALL)
     return dict(blocks)
 
 
