@@ -25,12 +25,16 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
+from heartbeat.flagging import Deadline
 from heartbeat.observability import logger
 from heartbeat.runners import Status, stale_after_for
 from heartbeat.store import RunnerStore, StoreError, UnknownRunner
-from heartbeat.sweeper import sweep
+from heartbeat.sweeper import SweepInProgress, sweep
 from heartbeat_local.server import STALE_EVENTS_QUEUE
 from heartbeat_ops import view
+
+# An operator's sweep stops starting flags after this long, as a scheduled one does (its lease covers it).
+OPERATOR_SWEEP_SECONDS = 240
 
 
 class OperatorError(Exception):
@@ -268,7 +272,15 @@ class Operator:
     def sweep(self) -> None:
         events = StaleEventPublisher(self.config.event_bus_name, client=self._client("events"))
         now = self.clock()
-        report = sweep(self.store, self.config, now, events, override_guard=self.args.override_guard)
+        try:
+            report = sweep(
+                self.store, self.config, now, events, override_guard=self.args.override_guard,
+                deadline=Deadline(OPERATOR_SWEEP_SECONDS),
+            )  # fmt: skip
+        except SweepInProgress as busy:
+            raise OperatorError(
+                f"Another sweep is running (its lease ends by {iso(busy.until)}): try again after it"
+            ) from None
         if report.watching_since == now:
             self.write(
                 "The sweeper had not run for longer than the threshold: a new watch starts now, "
@@ -278,6 +290,8 @@ class Operator:
             f"Examined {report.examined} active runners: {report.stale} stale, {report.flagged} flagged; "
             f"{report.events_published} stale events published, {report.events_owed} still owed"
         )
+        if report.left:
+            self.write(f"{report.left} stale runners not reached in {OPERATOR_SWEEP_SECONDS} s: run again to go on")
         if report.in_grace and not self.args.override_guard:
             self.write(
                 f"{report.in_grace} stale runners not flagged: the guard holds them, or held them within a threshold"

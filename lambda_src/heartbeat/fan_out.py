@@ -17,8 +17,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from heartbeat.events import StaleRunner
 from heartbeat.flagging import Deadline, FlagOrder, event_from_row, event_to_row
+from heartbeat.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -62,12 +65,22 @@ class WorkQueue:
         self.queue_url = queue_url
         self.client = client
 
-    def backlog(self) -> int:
-        """Messages still in the queue: waiting, being worked on, or delayed (SQS's approximate counts)."""
-        attributes = self.client.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=list(BACKLOG_ATTRIBUTES),
-        )["Attributes"]
+    def backlog(self) -> int | None:
+        """Messages still in the queue: waiting, being worked on, or delayed (SQS's approximate counts).
+
+        None when SQS did not answer: the sweep then writes its flags itself, so that a queue it
+        cannot reach never stops it (nor the state it saves).
+        """
+        try:
+            attributes = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url,
+                AttributeNames=list(BACKLOG_ATTRIBUTES),
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as error:
+            logger.error(
+                "The work queue did not answer: this sweep writes its flags itself", extra={"error": str(error)}
+            )
+            return None
         return sum(int(attributes.get(name) or 0) for name in BACKLOG_ATTRIBUTES)
 
     def send(self, orders: Iterable[FlagOrder], owed: Iterable[StaleRunner], deadline: Deadline) -> Sent:
@@ -76,7 +89,12 @@ class WorkQueue:
         for body, order_rows, owed_rows in chunks(orders, owed):
             if deadline.passed():
                 break
-            self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+            try:
+                self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+            except (ClientError, BotoCoreError) as error:
+                # The rest is left: its runners are still stale and its events still owed, for the next sweep.
+                logger.error("The work queue refused work: the next sweep sends the rest", extra={"error": str(error)})
+                break
             sent.messages += 1
             sent.orders += order_rows
             sent.owed += owed_rows

@@ -259,12 +259,13 @@ def _write(
     orders, owed = spools.orders, spools.owed
     to_flag = (FlagOrder.from_row(row) for row in orders)
     to_publish = (event_from_row(row) for row in owed)
-    if work_queue is not None and work_queue.backlog():
+    backlog = work_queue.backlog() if work_queue is not None else None
+    if backlog:
         # The workers are still writing an earlier sweep's flags (their runners are still stale, and their events
         # maybe not yet published): this sweep leaves them theirs.
         logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"toFlag": len(orders)})
         return _Written(Outcome(left=len(orders), events_owed=len(owed)), workers_busy=True)
-    if work_queue is not None and len(orders) > inline_capacity(deadline):
+    if work_queue is not None and backlog is not None and len(orders) > inline_capacity(deadline):
         sent = work_queue.send(to_flag, to_publish, deadline)
         left = len(orders) - sent.orders
         logger.info("Flags handed to the workers", extra={"toFlag": len(orders), **asdict(sent)})

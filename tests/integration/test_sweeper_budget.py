@@ -220,3 +220,11 @@ def test_flags_past_the_sweeps_own_time_go_to_the_workers_and_each_is_written_on
     assert (after.workers_busy, after.stale, after.fanned_out, after.events_published, after.events_owed) == (
         False, 0, 0, 0, 0,
     )  # fmt: skip
+
+
+def test_a_work_queue_that_does_not_answer_never_stops_a_sweep(aws: dict[str, Any]) -> None:
+    store = aws["store"]
+    gone = WorkQueue(aws["work_queue"] + "-deleted", aws["sqs"])  # SQS answers QueueDoesNotExist
+    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_for_flags(100), work_queue=gone)
+    assert (report.flagged, report.fanned_out, report.workers_busy, report.state_saved) == (DEAD, 0, False, True)
+    assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
