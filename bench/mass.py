@@ -49,6 +49,7 @@ from heartbeat.fan_out import WorkQueue
 from heartbeat.flag_worker import RESERVE_SECONDS as WORKER_RESERVE_SECONDS
 from heartbeat.flag_worker import WorkLeft, work
 from heartbeat.flagging import Deadline, FlagOrder, carry_out
+from heartbeat.observability import metrics
 from heartbeat.spool import Spool
 from heartbeat.store import RunnerStore
 from heartbeat.sweeper import RESERVE_SECONDS, sweep
@@ -317,6 +318,7 @@ def _drain(fleet: CannedFleet, store: RunnerStore, publisher: StaleEventPublishe
         started, cpu = time.perf_counter(), _cpu()
         with contextlib.suppress(WorkLeft):
             work(body, store, publisher, Deadline(WORKER_TIMEOUT - WORKER_RESERVE_SECONDS))
+        metrics.clear_metrics()  # in Lambda each invocation flushes its own; here they would pile up on stdout
         walls.append(time.perf_counter() - started)
         cpus.append(_cpu() - cpu - (fleet.harness_cpu - harness))
     messages.close()

@@ -119,14 +119,6 @@ class Outcome:
     events_published: int = 0  # accepted by EventBridge: this call's and any owed from before
     events_owed: int = 0  # still owed afterwards (refused, or not reached before the deadline)
 
-    def __iadd__(self, other: Outcome) -> Outcome:
-        self.flagged += other.flagged
-        self.lost += other.lost
-        self.left += other.left
-        self.events_published += other.events_published
-        self.events_owed += other.events_owed
-        return self
-
 
 def carry_out(
     orders: Iterable[FlagOrder],
