@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import asdict
 from functools import cache
 from typing import Any
 
@@ -49,14 +50,15 @@ def work(body: str, store: RunnerStore, events: StaleEventPublisher | None, dead
     """Carry out one work message; WorkLeft if the deadline cut it short."""
     message = Work.from_body(body)
     outcome = carry_out(message.orders, message.owed, store, events, deadline)
+    left = len(message.orders) - outcome.attempted
     metrics.add_metric(name=MetricName.RUNNERS_FLAGGED, unit=MetricUnit.Count, value=outcome.flagged)
     metrics.add_metric(name=MetricName.EVENTS_PUBLISHED, unit=MetricUnit.Count, value=outcome.events_published)
     logger.info(
-        "Work message done" if not outcome.left else "Work message cut short: it comes back",
-        extra={"orders": len(message.orders), "owed": len(message.owed), **outcome.__dict__},
+        "Work message done" if not left else "Work message cut short: it comes back",
+        extra={"orders": len(message.orders), "owed": len(message.owed), "left": left, **asdict(outcome)},
     )
-    if outcome.left:
-        raise WorkLeft(f"{outcome.left} runners not reached before the deadline")
+    if left:
+        raise WorkLeft(f"{left} runners not reached before the deadline")
 
 
 @logger.inject_lambda_context

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,9 +113,9 @@ class Deadline:
 class Outcome:
     """What carrying out a sweep's flags did."""
 
+    attempted: int = 0  # orders written or refused; the rest were not started (the deadline passed first)
     flagged: int = 0  # written by this call
     lost: int = 0  # a heartbeat or a reset won the race: not flagged
-    left: int = 0  # orders not attempted: the deadline passed first
     events_published: int = 0  # accepted by EventBridge: this call's and any owed from before
     events_owed: int = 0  # still owed afterwards (refused, or not reached before the deadline)
 
@@ -132,17 +132,15 @@ def carry_out(
     """Flag each order (conditionally), then publish owed events, starting nothing new once the deadline passes.
 
     New flags go first, so events owed from earlier sweeps never hold them back; the owed events
-    get what time is left. A StoreError stops the work and is raised once the writes in flight
-    are done: whatever was flagged keeps its event owed for the next sweep.
+    get what time is left. Orders are taken one at a time and none past the deadline, so a lazy
+    iterator is never read further than the work done. A StoreError stops the work and is raised
+    once the writes in flight are done: whatever was flagged keeps its event owed for the next sweep.
     """
     pool = _Pool(store, events, concurrency)
     try:
-        orders_left = iter(orders)
-        for order in orders_left:
-            if deadline.passed() or pool.failed:
-                pool.outcome.left = 1 + sum(1 for _ in orders_left)
-                break
+        for order in _until(deadline, pool, orders):
             pool.flag(order)
+            pool.outcome.attempted += 1
         owed_left = iter(owed)
         for runner in owed_left:
             if deadline.passed() or pool.failed:
@@ -153,6 +151,14 @@ def carry_out(
     finally:
         pool.close()
     return pool.outcome
+
+
+def _until(deadline: Deadline, pool: _Pool, orders: Iterable[FlagOrder]) -> Iterator[FlagOrder]:
+    """The orders while the deadline has not passed and nothing failed (one read of the clock an order)."""
+    for order in orders:
+        if deadline.passed() or pool.failed:
+            return  # this order was taken, not started: the caller counts it as left
+        yield order
 
 
 class _Pool:

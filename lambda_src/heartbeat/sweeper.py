@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
@@ -111,11 +111,11 @@ def sweep(
     if held_until is not None:
         raise SweepInProgress(held_until)
     try:
-        with Spool() as maybe_stale, Spool() as owed, Spool() as orders:
+        with Spool() as maybe_stale, Spool() as owed:
             return _sweep(
                 store, config, now, events,
                 override_guard=override_guard, clock=clock, deadline=deadline, work_queue=work_queue,
-                spools=_Spools(maybe_stale, owed, orders),
+                spools=_Spools(maybe_stale, owed),
             )  # fmt: skip
     finally:
         store.release_lease(holder)
@@ -139,7 +139,6 @@ LEASE_MARGIN_SECONDS = 60.0
 class _Spools:
     maybe_stale: Spool  # active runners stale by their threshold, before the guard has judged
     owed: Spool  # events owed from earlier sweeps
-    orders: Spool  # the runners to flag, once judged
 
 
 def _sweep(
@@ -154,7 +153,7 @@ def _sweep(
     work_queue: WorkQueue | None,
     spools: _Spools,
 ) -> SweepReport:
-    maybe_stale, orders = spools.maybe_stale, spools.orders
+    maybe_stale = spools.maybe_stale
     previous = store.load_sweep_state()
     since = _watch(previous, now, config)
     census = _read(store, config, now, since, spools)
@@ -174,18 +173,14 @@ def _sweep(
                 "massStaleFraction": config.mass_stale_fraction,
             },
         )
-    in_grace = 0
-    for row in maybe_stale:
-        candidate, threshold = _from_candidate_row(row)
-        if not override_guard and _in_grace(
-            candidate, threshold, now, since, fleet_hold=fleet_hold, group_holds=group_holds
-        ):
-            in_grace += 1
-        else:
-            orders.append(_order(candidate, threshold, now).to_row())
-
-    written = _write(store, events, deadline, work_queue, spools)
+    decisions = _Decisions(maybe_stale, now, since, fleet_hold, group_holds, override_guard=override_guard)
+    written = _write(store, events, deadline=deadline, work_queue=work_queue, decisions=decisions, owed=spools.owed)
     outcome = written.outcome
+    left = (decisions.ordered - written.started) + (len(maybe_stale) - decisions.decided)
+    if left and not written.workers_busy:
+        logger.warning(
+            "Sweep deadline reached: the next sweep flags the rest", extra={"flagged": outcome.flagged, "left": left}
+        )
     saved = store.save_sweep_state(
         SweepState(
             last_sweep_at=now,
@@ -207,9 +202,9 @@ def _sweep(
         events_owed=outcome.events_owed,
         watching_since=since,
         quiet=quiet,
-        in_grace=in_grace,
+        in_grace=decisions.in_grace,
         state_saved=saved,
-        left=outcome.left,
+        left=left,
         lost=outcome.lost,
         fanned_out=written.fanned_out,
         work_messages=written.messages,
@@ -240,9 +235,49 @@ def _read(store: RunnerStore, config: Config, now: float, since: float, spools: 
     return census
 
 
+class _Decisions:
+    """The spooled runners decided one at a time, as they are taken: the runners to flag, in grace counted.
+
+    Lazy, so a sweep past its deadline decides no more than it writes or sends.
+    """
+
+    def __init__(
+        self,
+        maybe_stale: Spool,
+        now: float,
+        since: float,
+        fleet_hold: Hold | None,
+        group_holds: dict[str | None, Hold],
+        *,
+        override_guard: bool,
+    ) -> None:
+        self._rows, self._now, self._since = maybe_stale, now, since
+        self._fleet_hold, self._group_holds, self._override = fleet_hold, group_holds, override_guard
+        self.decided = self.in_grace = self.ordered = 0
+
+    @property
+    def due(self) -> int:
+        """The runners that may be flagged, decided or not."""
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[FlagOrder]:
+        for row in self._rows:
+            candidate, threshold = _from_candidate_row(row)
+            self.decided += 1
+            if not self._override and _in_grace(
+                candidate, threshold, self._now, self._since,
+                fleet_hold=self._fleet_hold, group_holds=self._group_holds,
+            ):  # fmt: skip
+                self.in_grace += 1
+                continue
+            self.ordered += 1
+            yield _order(candidate, threshold, self._now)
+
+
 @dataclass(frozen=True)
 class _Written:
     outcome: Outcome
+    started: int = 0  # orders written here or handed to the workers
     fanned_out: int = 0
     messages: int = 0
     workers_busy: bool = False
@@ -251,34 +286,34 @@ class _Written:
 def _write(
     store: RunnerStore,
     events: StaleEventPublisher | None,
+    *,
     deadline: Deadline,
     work_queue: WorkQueue | None,
-    spools: _Spools,
+    decisions: _Decisions,
+    owed: Spool,
 ) -> _Written:
-    """Write the orders and publish the owed events: here, or through the workers when they would not fit."""
-    orders, owed = spools.orders, spools.owed
-    to_flag = (FlagOrder.from_row(row) for row in orders)
+    """Write the flags and publish the owed events: here, or through the workers when they would not fit.
+
+    Whether they fit is judged by the runners that may be flagged (an upper bound: some may be in
+    grace), so the decision needs no second pass over them.
+    """
+    due = decisions.due
     to_publish = (event_from_row(row) for row in owed)
     backlog = work_queue.backlog() if work_queue is not None else None
     if backlog:
         # The workers are still writing an earlier sweep's flags (their runners are still stale, and their events
         # maybe not yet published): this sweep leaves them theirs.
-        logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"toFlag": len(orders)})
-        return _Written(Outcome(left=len(orders), events_owed=len(owed)), workers_busy=True)
-    if work_queue is not None and backlog is not None and len(orders) > inline_capacity(deadline):
-        sent = work_queue.send(to_flag, to_publish, deadline)
-        left = len(orders) - sent.orders
-        logger.info("Flags handed to the workers", extra={"toFlag": len(orders), **asdict(sent)})
+        logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"due": due})
+        return _Written(Outcome(events_owed=len(owed)), workers_busy=True)
+    if work_queue is not None and backlog is not None and due > inline_capacity(deadline):
+        sent = work_queue.send(decisions, to_publish, deadline)
+        logger.info("Flags handed to the workers", extra={"due": due, **asdict(sent)})
         return _Written(
-            Outcome(left=left, events_owed=len(owed) - sent.owed), fanned_out=sent.orders, messages=sent.messages
-        )
-    outcome = carry_out(to_flag, to_publish, store, events, deadline)
-    if outcome.left:
-        logger.warning(
-            "Sweep deadline reached: the next sweep flags the rest",
-            extra={"flagged": outcome.flagged, "left": outcome.left},
-        )
-    return _Written(outcome)
+            Outcome(events_owed=len(owed) - sent.owed), started=sent.orders, fanned_out=sent.orders,
+            messages=sent.messages,
+        )  # fmt: skip
+    outcome = carry_out(decisions, to_publish, store, events, deadline)
+    return _Written(outcome, started=outcome.attempted)
 
 
 def _in_grace(
