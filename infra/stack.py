@@ -53,14 +53,14 @@ class HeartbeatStack(Stack):
         handler = HeartbeatFunction(
             self, "Handler", handler="heartbeat.handler.lambda_handler",
             description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
         )  # fmt: skip
         # 1,769 MB (one full vCPU) and 5 minutes: a sweep scans the whole fleet in parallel segments and its
         # CPU (parsing the pages) is what bounds it; README, Sweeper scale: 10M runners in under 3 minutes.
         sweeper = HeartbeatFunction(
             self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
             description="Flags task runners that went silent", memory_size=1769, timeout=Duration.minutes(5),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
         )  # fmt: skip
         # The sweeper publishes one stale event per flagged runner, to this bus only.
         self.event_bus_arn = self.format_arn(
@@ -83,7 +83,7 @@ class HeartbeatStack(Stack):
         monitoring = Monitoring(
             self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
-            alarm_topic_arn=settings.alarm_topic_arn,
+            alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
         )  # fmt: skip
 
         CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
