@@ -151,16 +151,34 @@ def _certificate(settings: DeploySettings, session: boto3.session.Session, regio
             f"({region}): check -c certificateArn=..."
         ]
     try:
-        status = session.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+        certificate = session.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
     except ClientError as error:
         if _code(error) == "ResourceNotFoundException":
             return [f"Certificate {arn} does not exist in {region}: check -c certificateArn=..."]
         raise
-    if status != "ISSUED":
-        return [
-            f"Certificate {arn} is {status}, not ISSUED: a listener needs an issued certificate (-c certificateArn=...)"
-        ]
-    return []
+    problems = []
+    if certificate["Status"] != "ISSUED":
+        problems.append(
+            f"Certificate {arn} is {certificate['Status']}, not ISSUED: a listener needs an issued certificate "
+            "(-c certificateArn=...)"
+        )
+    names = {certificate.get("DomainName", ""), *certificate.get("SubjectAlternativeNames", [])} - {""}
+    domain = settings.alb_domain_name
+    if domain is not None and not any(covers(name, domain) for name in names):
+        problems.append(
+            f"Certificate {arn} covers {', '.join(sorted(names))}, not {domain}: clients calling {domain} would "
+            "refuse it (check -c albDomainName=... and -c certificateArn=...)"
+        )
+    return problems
+
+
+def covers(name: str, host: str) -> bool:
+    """Whether a certificate name covers a host name: exactly, or as a wildcard for one leftmost label."""
+    name, host = name.lower().rstrip("."), host.lower().rstrip(".")
+    if name.startswith("*."):
+        label, _, rest = host.partition(".")
+        return bool(label) and rest == name[2:]
+    return name == host
 
 
 def _security_groups(settings: DeploySettings, session: boto3.session.Session, region: str) -> list[str]:

@@ -42,7 +42,12 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 # Context keys that only the ALB front door takes.
-_ALB_KEYS = ("vpcId", "subnetIds", "certificateArn", "allowedSecurityGroupIds", "albPlainHttp", "albAccessLogBucket")
+_ALB_KEYS = (
+    "vpcId", "subnetIds", "certificateArn", "allowedSecurityGroupIds", "albPlainHttp", "albAccessLogBucket",
+    "albDomainName",
+)  # fmt: skip
+# A host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _VPC_ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 _EVENT_BUS_NAME = re.compile(r"^[A-Za-z0-9._\-/]{1,256}$")
@@ -76,6 +81,7 @@ class DeploySettings:
     allowed_security_group_ids: tuple[str, ...] = ()
     alb_plain_http: bool = False
     alb_access_log_bucket: str | None = None
+    alb_domain_name: str | None = None  # the name clients call, which the certificate covers
     stale_after_minutes: int = 45
     retention_days: int = 7
     sweep_interval_minutes: int = 5
@@ -228,6 +234,7 @@ def _alb_access(get: Callable[[str], Any], cidrs: tuple[str, ...]) -> dict[str, 
     security_groups = _list(get("allowedSecurityGroupIds"))
     plain_http = _bool(get, "albPlainHttp", False)
     access_log_bucket = _text(get("albAccessLogBucket"))
+    domain_name = _host_name(get("albDomainName"))
     if access_log_bucket is not None and not _BUCKET_NAME.match(access_log_bucket):
         raise SettingsError(f"albAccessLogBucket: {access_log_bucket!r} is not an S3 bucket name")
     if vpc_id is None or not _VPC_ID.match(vpc_id):
@@ -268,7 +275,19 @@ def _alb_access(get: Callable[[str], Any], cidrs: tuple[str, ...]) -> dict[str, 
         "allowed_security_group_ids": security_groups,
         "alb_plain_http": plain_http,
         "alb_access_log_bucket": access_log_bucket,
+        "alb_domain_name": domain_name,
     }
+
+
+def _host_name(value: Any) -> str | None:
+    """albDomainName: the name the runners call, which the certificate covers."""
+    name = (_text(value) or "").lower().rstrip(".") or None
+    if name is not None and not _HOST_NAME.match(name):
+        raise SettingsError(
+            f"albDomainName: {name!r} is not a host name like heartbeat.example.internal "
+            "(the name your runners call, which the certificate covers)"
+        )
+    return name
 
 
 def _text(value: Any) -> str | None:

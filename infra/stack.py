@@ -86,15 +86,7 @@ class HeartbeatStack(Stack):
             alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
         )  # fmt: skip
 
-        CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
-        if isinstance(front_door, HeartbeatApi) and settings.is_private:
-            CfnOutput(
-                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
-                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
-            )  # fmt: skip
-        CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
-        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
-        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
+        self._outputs(front_door, settings, table_name=table.table_name, monitoring=monitoring)
 
         self._acknowledge_findings(handler, sweeper, schedule)
         if isinstance(front_door, HeartbeatApi):
@@ -109,6 +101,32 @@ class HeartbeatStack(Stack):
                         "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
                         "scoped to that one key's ARN.",
                     )  # fmt: skip
+
+    def _outputs(
+        self, front_door: HeartbeatApi | HeartbeatLoadBalancer, settings: DeploySettings, *, table_name: str,
+        monitoring: Monitoring,
+    ) -> None:  # fmt: skip
+        """What an operator needs after a deploy: where clients call, and where to look."""
+        if front_door.url is not None:
+            CfnOutput(
+                self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients"
+            )
+        if isinstance(front_door, HeartbeatLoadBalancer) and (front_door.domain_name or front_door.scheme == "https"):
+            name = front_door.domain_name or "a name your certificate covers"
+            why = ": clients verify the certificate against the name they call" if front_door.scheme == "https" else ""
+            CfnOutput(
+                self, "LoadBalancerDnsName", value=front_door.load_balancer.load_balancer_dns_name,
+                description=f"Point {name} at this name (a CNAME, or an alias record in a private hosted zone your "
+                f"runners resolve){why}",
+            )  # fmt: skip
+        if isinstance(front_door, HeartbeatApi) and settings.is_private:
+            CfnOutput(
+                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
+                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
+            )  # fmt: skip
+        CfnOutput(self, "TableName", value=table_name, description="The runners table")
+        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
     @staticmethod
     def _acknowledge_findings(handler: HeartbeatFunction, sweeper: HeartbeatFunction, schedule: SweepSchedule) -> None:

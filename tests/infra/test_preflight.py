@@ -156,19 +156,22 @@ def alb_network(session: boto3.session.Session, zones: tuple[str, ...]) -> dict[
     return {"vpcId": vpc, "subnetIds": ",".join(subnets), "allowedSecurityGroupIds": runners}
 
 
-def imported_certificate(session: boto3.session.Session) -> str:
+def imported_certificate(session: boto3.session.Session, *names: str) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "heartbeat.example.internal")])
+    names = names or ("heartbeat.example.internal",)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
+    alternative = x509.SubjectAlternativeName([x509.DNSName(n) for n in names])
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+        .not_valid_after(now + datetime.timedelta(days=30)).add_extension(alternative, critical=False)
+        .sign(key, hashes.SHA256())
     )  # fmt: skip
     arn = session.client("acm").import_certificate(
         Certificate=cert.public_bytes(serialization.Encoding.PEM),
@@ -184,6 +187,22 @@ def test_an_alb_deploy_with_everything_in_place_passes(aws: boto3.session.Sessio
     context = {"endpointType": "alb", **alb_network(aws, (f"{REGION}a", f"{REGION}b")),
                "certificateArn": imported_certificate(aws)}  # fmt: skip
     assert preflight.check(context, aws) == []
+
+
+def test_the_alb_domain_name_must_be_one_the_certificate_covers(aws: boto3.session.Session) -> None:
+    publish_powertools_parameter()
+    network = alb_network(aws, (f"{REGION}a", f"{REGION}b"))
+    certificate = imported_certificate(aws, "heartbeat.example.internal", "*.runners.example.internal")
+    context = {"endpointType": "alb", **network, "certificateArn": certificate}
+    for covered in ("heartbeat.example.internal", "HEARTBEAT.example.internal.", "hb.runners.example.internal"):
+        assert preflight.check({**context, "albDomainName": covered}, aws) == [], covered
+    for not_covered in ("example.internal", "a.b.runners.example.internal", "runners.example.internal"):
+        [line] = preflight.check({**context, "albDomainName": not_covered}, aws)
+        assert line == (
+            f"Certificate {certificate} covers *.runners.example.internal, heartbeat.example.internal, not "
+            f"{not_covered}: clients calling {not_covered} would refuse it (check -c albDomainName=... and "
+            "-c certificateArn=...)"
+        )
 
 
 def test_alb_network_and_certificate_problems_each_get_their_line(aws: boto3.session.Session) -> None:

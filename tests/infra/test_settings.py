@@ -151,6 +151,9 @@ def test_alb_mode_takes_private_ranges_and_security_groups() -> None:
         ({"allowedSecurityGroupIds": "group-1"}, "is not a security group id"),
         ({"vpcEndpointIds": "vpce-0123456789abcdef0"}, "takes no vpcEndpointIds"),
         ({"albAccessLogBucket": "Bad_Bucket"}, "is not an S3 bucket name"),
+        ({"albDomainName": "https://heartbeat.example.com/"}, "albDomainName: 'https://heartbeat.example.com/' is not"),
+        ({"albDomainName": "*.example.com"}, "is not a host name"),
+        ({"albDomainName": "-bad.example.com"}, "is not a host name"),
     ],
 )  # fmt: skip
 def test_alb_mode_bad_value_fails_with_a_clear_message(change: dict[str, str | None], named: str) -> None:
@@ -158,6 +161,11 @@ def test_alb_mode_bad_value_fails_with_a_clear_message(change: dict[str, str | N
     with pytest.raises(SettingsError) as excinfo:
         settings(**context)
     assert named in str(excinfo.value)
+
+
+def test_alb_domain_name_is_read_as_dns_reads_it() -> None:
+    assert settings(**ALB_CONTEXT).alb_domain_name is None
+    assert settings(**ALB_CONTEXT, albDomainName="HeartBeat.Example.com.").alb_domain_name == "heartbeat.example.com"
 
 
 def test_alb_only_knobs_are_refused_by_the_rest_api_modes() -> None:
