@@ -52,6 +52,7 @@ class HeartbeatFunction(Construct):
         layer: lambda_.ILayerVersion,
         log_retention: logs.RetentionDays,
         service: str,
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -94,6 +95,6 @@ class HeartbeatFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=tracing,
             role=self.role,
         )

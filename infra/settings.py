@@ -23,6 +23,7 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 ENDPOINT_TYPES = ("private", "regional", "alb")
+BILLING_MODES = ("on-demand", "provisioned")
 DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
 # Ranges a regional API never sees as aws:SourceIp: it is the caller's public address (private,
 # shared and link-local ranges are translated before they reach AWS; loopback never leaves a host),
@@ -97,6 +98,12 @@ class DeploySettings:
     event_bus_name: str = "default"
     stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
     api_gateway_cloudwatch_role: bool = False
+    billing: str = "on-demand"  # the table's capacity mode: "on-demand", or "provisioned" with auto scaling
+    trace_sampling: float | None = None  # the share of heartbeats X-Ray traces; None: X-Ray's default rule
+
+    @property
+    def is_provisioned(self) -> bool:
+        return self.billing == "provisioned"
 
     @property
     def is_private(self) -> bool:
@@ -131,6 +138,8 @@ class DeploySettings:
             event_bus_name=_text(get("eventBusName")) or "default",
             stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
             api_gateway_cloudwatch_role=_bool(get, "apiGatewayCloudWatchRole", False),
+            billing=_text(get("billing")) or "on-demand",
+            trace_sampling=_share(get, "traceSampling"),
         )
         settings._check()
         return settings
@@ -160,6 +169,14 @@ class DeploySettings:
             raise SettingsError(
                 f"logRetentionDays must be one of CloudWatch's values {sorted(_RETENTION_DAYS)}, "
                 f"got {self.log_retention_days}"
+            )
+        if self.billing not in BILLING_MODES:
+            raise SettingsError(f"billing must be 'on-demand' or 'provisioned', got {self.billing!r}")
+        if self.is_alb and self.trace_sampling:
+            raise SettingsError(
+                f"traceSampling: {self.trace_sampling:g} needs a REST API, whose stage takes X-Ray's sampling "
+                "decision; a load balancer takes none, and Lambda's own rate (1 a second, then 5%) cannot be "
+                "configured: with endpointType=alb pass -c traceSampling=0 to trace no heartbeat, or leave it out"
             )
         if self.table_encryption not in ("aws-owned", "customer-managed"):
             raise SettingsError(
@@ -328,6 +345,20 @@ def _float(get: Callable[[str], Any], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if not 0 < value <= 1:
         raise SettingsError(f"{name} must be greater than 0 and at most 1 (1 turns the guard off), got {raw!r}")
+    return value
+
+
+def _share(get: Callable[[str], Any], name: str) -> float | None:
+    """A fraction from 0 to 1, or None when not given."""
+    raw = get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {raw!r}")
     return value
 
 

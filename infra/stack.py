@@ -7,15 +7,17 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.alb import HeartbeatLoadBalancer
-from infra.api import HeartbeatApi
+from infra.api import STAGE, HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
 from infra.storage import RunnerTable
+from infra.tracing import TraceSampling
 
 # What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
 HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
@@ -29,7 +31,7 @@ class HeartbeatStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         storage = RunnerTable(
             self, "Runners", customer_managed_key=settings.table_encryption == "customer-managed",
-            retain=settings.retain_data,
+            retain=settings.retain_data, provisioned=settings.is_provisioned,
         )  # fmt: skip
         table = storage.table
         layer = powertools_layer(self, settings.powertools_layer_arn)
@@ -54,6 +56,9 @@ class HeartbeatStack(Stack):
             self, "Handler", handler="heartbeat.handler.lambda_handler",
             description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
             environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
+            # Behind a load balancer nothing upstream takes X-Ray's sampling decision: traceSampling=0 traces none.
+            tracing=lambda_.Tracing.PASS_THROUGH if settings.is_alb and settings.trace_sampling == 0
+            else lambda_.Tracing.ACTIVE,
         )  # fmt: skip
         # 1,769 MB (one full vCPU) and 5 minutes: a sweep scans the whole fleet in parallel segments and its
         # CPU (parsing the pages) is what bounds it; README, Sweeper scale: 10M runners in under 3 minutes.
@@ -77,6 +82,11 @@ class HeartbeatStack(Stack):
             front_door = HeartbeatLoadBalancer(self, "LoadBalancer", handler=handler.function, settings=settings)
         else:
             front_door = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
+            if settings.trace_sampling is not None:
+                TraceSampling(
+                    self, "TraceSampling", stage_service_name=f"{front_door.api.rest_api_name}/{STAGE}",
+                    share=settings.trace_sampling,
+                )  # fmt: skip
         schedule = SweepSchedule(
             self, "Sweep", sweeper=sweeper.function, interval_minutes=settings.sweep_interval_minutes
         )

@@ -32,6 +32,8 @@ REGIONAL = {
     "retainData": "false",
     "eventBusName": "ops-bus",
     "staleAfterMinutesByWorkerGroup": '{"fast-etl": 10}',
+    "billing": "provisioned",
+    "traceSampling": "0.001",
 }
 
 ALB = {
@@ -50,6 +52,7 @@ ALB_PLAIN_HTTP = {
     "stackName": "HeartbeatAlbHttp",
     "albPlainHttp": "true",
     "albAccessLogBucket": "heartbeat-alb-logs",
+    "traceSampling": "0",
 }
 # The feature flags cdk.json gives the CLI's synth; the tests synthesize with the same.
 FEATURE_FLAGS: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]

@@ -150,3 +150,15 @@ def test_access_logs_go_to_the_given_bucket_when_asked_for(alb_plain_http: Synth
     attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
     assert attributes["access_logs.s3.enabled"] == "true"
     assert attributes["access_logs.s3.bucket"] == "heartbeat-alb-logs"
+
+
+def test_trace_sampling_zero_behind_a_load_balancer_traces_no_heartbeat(alb: Synth, alb_plain_http: Synth) -> None:
+    # Nothing upstream of the handler takes X-Ray's sampling decision, and Lambda's own rate cannot be set:
+    # traceSampling=0 makes the handler trace only requests already sampled, and an ALB samples none.
+    _, traced = function(alb.template, HANDLER)
+    assert traced["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    _, untraced = function(alb_plain_http.template, HANDLER)
+    assert untraced["Properties"]["TracingConfig"] == {"Mode": "PassThrough"}
+    _, sweeper = function(alb_plain_http.template, "heartbeat.sweeper.lambda_handler")
+    assert sweeper["Properties"]["TracingConfig"] == {"Mode": "Active"}  # a sweep every few minutes: all traced
+    assert resources(alb_plain_http, "AWS::XRay::SamplingRule") == {}

@@ -63,6 +63,29 @@ def test_table_is_on_demand_keyed_on_runner_id_with_ttl_and_pitr(private: Synth)
     assert props["SSESpecification"] == {"SSEEnabled": False}  # DynamoDB's AWS-owned key by default
 
 
+def test_provisioned_billing_scales_reads_and_writes_at_70_percent(private: Synth, regional: Synth) -> None:
+    assert private.template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget") == {}  # on demand
+    table_id, table = next(iter(regional.template.find_resources("AWS::DynamoDB::Table").items()))
+    assert "BillingMode" not in table["Properties"]  # CloudFormation's default: PROVISIONED
+    assert table["Properties"]["ProvisionedThroughput"] == {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+    targets = regional.template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    by_dimension = {t["Properties"]["ScalableDimension"]: (tid, t["Properties"]) for tid, t in targets.items()}
+    assert set(by_dimension) == {"dynamodb:table:ReadCapacityUnits", "dynamodb:table:WriteCapacityUnits"}
+    policies = regional.template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    for dimension, metric in (
+        ("Read", "DynamoDBReadCapacityUtilization"),
+        ("Write", "DynamoDBWriteCapacityUtilization"),
+    ):
+        target_id, target = by_dimension[f"dynamodb:table:{dimension}CapacityUnits"]
+        assert (target["ServiceNamespace"], target["MinCapacity"], target["MaxCapacity"]) == ("dynamodb", 5, 40_000)
+        assert target["ResourceId"] == {"Fn::Join": ["", ["table/", {"Ref": table_id}]]}
+        [policy] = [p["Properties"] for p in policies if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}]
+        assert policy["PolicyType"] == "TargetTrackingScaling"
+        config = policy["TargetTrackingScalingPolicyConfiguration"]
+        assert config["TargetValue"] == 70
+        assert config["PredefinedMetricSpecification"] == {"PredefinedMetricType": metric}
+
+
 def test_customer_managed_key_is_a_choice(regional: Synth) -> None:
     table = only(regional.template, "AWS::DynamoDB::Table")
     sse = table["Properties"]["SSESpecification"]
@@ -469,3 +492,18 @@ def test_two_stacks_in_one_account_and_region_each_alarm_on_their_own_metrics_on
             assert directive["Dimensions"] == [["service"]]
             assert emitted(variables, "SweepsCompleted")["service"] == synth.stack_name
     assert private.stack_name != regional.stack_name
+
+
+def test_trace_sampling_is_a_rule_on_the_rest_stage_and_the_handler_follows_it(private: Synth, regional: Synth) -> None:
+    # API Gateway takes the sampling decision under the matching rule; the handler's active tracing follows it.
+    assert private.template.find_resources("AWS::XRay::SamplingRule") == {}  # X-Ray's default rule
+    rule = only(regional.template, "AWS::XRay::SamplingRule")["Properties"]["SamplingRule"]
+    assert (rule["ServiceName"], rule["ServiceType"]) == ("HeartbeatEu/v1", "AWS::ApiGateway::Stage")
+    assert (rule["FixedRate"], rule["ReservoirSize"], rule["Priority"]) == (0.001, 0, 100)
+    assert all(rule[key] == "*" for key in ("Host", "HTTPMethod", "URLPath", "ResourceARN"))
+    assert len(rule["RuleName"]) <= 32
+    stage = only(regional.template, "AWS::ApiGateway::Stage")["Properties"]
+    assert stage["StageName"] == "v1"
+    assert stage["TracingEnabled"] is True
+    _, handler = function(regional.template, "heartbeat.handler.lambda_handler")
+    assert handler["Properties"]["TracingConfig"] == {"Mode": "Active"}
