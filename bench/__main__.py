@@ -26,7 +26,7 @@ import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bench import sweeper
+from bench import sweeper, wire
 from bench.canned import RUNNER_ATTRIBUTES, Attempts, CannedDynamoDB, canned_endpoint
 from bench.capacity import item_size, write_units
 from bench.logbytes import log_bytes
@@ -373,6 +373,15 @@ def endpoint_throughput(levels: list[int], per_level: int) -> dict[str, Any]:
     return {"levels": rows}
 
 
+# 7. Bytes on the wire per heartbeat: bench/wire.py
+
+
+def wire_bytes() -> dict[str, Any]:
+    """One heartbeat on a new TLS connection, through a TLS front to make serve's endpoint, counted both ways."""
+    with local_endpoint(Path(tempfile.mkdtemp()), ACCESS_LOG="0") as running:
+        return wire.heartbeat_bytes(running.url)
+
+
 # The table
 
 
@@ -420,6 +429,12 @@ def print_table(results: dict[str, Any]) -> None:
               f" events, {row['billed_bytes']} B with {logs['event_overhead_bytes']} B an event"
               " (target: <= 250 B)")  # fmt: skip
     print(f"   at system log level INFO Lambda would add {logs['platform_at_info_bytes']} a heartbeat")
+    w = results["wire"]
+    beat = w["per_heartbeat"]
+    print("\n7. Bytes per heartbeat on a new TLS connection (a runner beating every 15 min behind an HTTPS listener)")
+    print(f"   on the wire {beat['wire']:,} B ({beat['wire_up']:,} up, {beat['wire_down']:,} down; certificate chain"
+          f" {w['certificate_chain_bytes']:,} B), of which HTTP {beat['http']:,} B ({beat['http_up']:,} up,"
+          f" {beat['http_down']:,} down); TCP/IP headers not counted; {w['openssl']}")  # fmt: skip
     print("\n5. Local endpoint (make serve) with N concurrent boto3 clients")
     for row in results["local_endpoint"]["levels"]:
         print(f"   {row['clients']:>2} clients  {row['kind']:<16} {row['per_second']:7.1f}/s"
@@ -463,6 +478,9 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "write_units_per_heartbeat": steady["write_units"],
         "dynamodb_attempts_per_heartbeat": sum(steady["requests"].values()),
         "item_bytes": steady["item_bytes"],
+        "wire_bytes_per_heartbeat": results["wire"]["per_heartbeat"]["wire"],
+        "wire_bytes_up_per_heartbeat": results["wire"]["per_heartbeat"]["wire_up"],
+        "http_bytes_per_heartbeat": results["wire"]["per_heartbeat"]["http"],
         "handler_ms_p50": {shape: canned[f"handler_{shape}_ms"]["p50"] for shape in ("rest", "alb")},
         "cold_start": {
             "instructions_ratio": results["cold_start"]["instructions"].get("ratio"),
@@ -491,6 +509,7 @@ def main() -> int:
     results["cold_start"] = cold_start(2 if QUICK else 9, count_instructions=not QUICK)
     results["log_bytes"] = log_bytes()
     results["sweeper"] = sweeper.scale(QUICK)
+    results["wire"] = wire_bytes()
     results["local_endpoint"] = endpoint_throughput([1, 8, 32] if not QUICK else [1, 8], 40 if QUICK else 640)
     results["seconds"] = time.perf_counter() - started
     print_table(results)
