@@ -434,7 +434,8 @@ def print_table(results: dict[str, Any]) -> None:
     print("\n7. Bytes per heartbeat on a new TLS connection (a runner beating every 15 min behind an HTTPS listener)")
     print(f"   on the wire {beat['wire']:,} B ({beat['wire_up']:,} up, {beat['wire_down']:,} down; certificate chain"
           f" {w['certificate_chain_bytes']:,} B), of which HTTP {beat['http']:,} B ({beat['http_up']:,} up,"
-          f" {beat['http_down']:,} down); TCP/IP headers not counted; {w['openssl']}")  # fmt: skip
+          f" {beat['http_down']:,} down); TCP/IP headers not counted;"
+          f" {', '.join(w['tls_versions'])}, {w['openssl']}")  # fmt: skip
     print("\n5. Local endpoint (make serve) with N concurrent boto3 clients")
     for row in results["local_endpoint"]["levels"]:
         print(f"   {row['clients']:>2} clients  {row['kind']:<16} {row['per_second']:7.1f}/s"

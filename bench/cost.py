@@ -114,7 +114,7 @@ def provisioned_units(average_per_second: float) -> float:
     return max(assumption("provisioned_minimum_units"), average_per_second / assumption("provisioned_utilization"))
 
 
-def traced(rate: float, front_door: str = "private", share: float | None = None) -> float:
+def traced(rate: float, share: float | None = None) -> float:
     """Traces a month at this request rate: X-Ray's default rule, or the stack's traceSampling share."""
     if share is not None:
         return share * rate * SECONDS_A_MONTH  # REST: the stage's rule; ALB: only 0 is accepted (no tracing)
@@ -199,7 +199,7 @@ def month(figures: dict[str, Any], front_door: str, runners: int, options: Optio
     log_gb = (heartbeats * figures["log_bytes_per_heartbeat"][log_shape]) / 1e9
     log_gb += SWEEPS_A_MONTH * assumption("sweeper_log_bytes") / 1e9
     lines.append(Line("CloudWatch Logs", log_gb * p.LOGS_INGESTED_GB, f"{log_gb:,.2f} GB"))
-    traces = traced(rate, front_door, options.trace_share)
+    traces = traced(rate, options.trace_share)
     lines.append(Line("X-Ray", traces / 1e6 * p.XRAY_TRACE_MILLION, f"{traces / max(heartbeats, 1):.1%} traced"))
     metrics, alarms, dashboards = custom_metrics(), assumption("alarms"), assumption("dashboards")
     lines.append(

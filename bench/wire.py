@@ -157,6 +157,7 @@ def heartbeat_bytes(endpoint_url: str, heartbeats: int = 3) -> dict[str, Any]:
     host, _, port = endpoint_url.removeprefix("http://").partition(":")
     counts = _Counts()
     closed: queue.Queue[str] = queue.Queue()  # each layer's connection, once both its directions have ended
+    versions: set[str] = set()  # the TLS versions negotiated
     with tempfile.TemporaryDirectory() as work:
         chain, key, trusted = certificate_chain(Path(work))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -166,6 +167,7 @@ def heartbeat_bytes(endpoint_url: str, heartbeats: int = 3) -> dict[str, Any]:
         def terminate_tls(connection: socket.socket) -> None:
             with contextlib.suppress(ssl.SSLError, OSError):
                 tls = context.wrap_socket(connection, server_side=True)
+                versions.add(str(tls.version()))
                 backend = socket.create_connection((host, int(port)))
                 _both_ways(tls, backend, counts, "http_up", "http_down")
             closed.put("http")
@@ -202,6 +204,6 @@ def heartbeat_bytes(endpoint_url: str, heartbeats: int = 3) -> dict[str, Any]:
         "runs": runs,
         "per_heartbeat": max(runs, key=lambda r: r["wire"]),
         "certificate_chain_bytes": sum(len(der) for der in chain_der),
-        "tls_version": "TLS 1.3 (the client's and the listener policy's highest)",
+        "tls_versions": sorted(versions),
         "openssl": ssl.OPENSSL_VERSION,
     }
