@@ -7,15 +7,17 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.alb import HeartbeatLoadBalancer
-from infra.api import HeartbeatApi
+from infra.api import STAGE, HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
 from infra.storage import RunnerTable
+from infra.tracing import TraceSampling
 from infra.workers import WORKER_TIMEOUT, WORKERS, SweepWorkers
 
 MAX_SWEEP_MINUTES = 15  # Lambda's longest timeout
@@ -37,7 +39,7 @@ class HeartbeatStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         storage = RunnerTable(
             self, "Runners", customer_managed_key=settings.table_encryption == "customer-managed",
-            retain=settings.retain_data,
+            retain=settings.retain_data, provisioned=settings.is_provisioned,
         )  # fmt: skip
         table = storage.table
         layer = powertools_layer(self, settings.powertools_layer_arn)
@@ -61,7 +63,10 @@ class HeartbeatStack(Stack):
         handler = HeartbeatFunction(
             self, "Handler", handler="heartbeat.handler.lambda_handler",
             description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
+            # Behind a load balancer nothing upstream takes X-Ray's sampling decision: traceSampling=0 traces none.
+            tracing=lambda_.Tracing.PASS_THROUGH if settings.is_alb and settings.trace_sampling == 0
+            else lambda_.Tracing.ACTIVE,
         )  # fmt: skip
         # 1,769 MB (one full vCPU): a sweep scans the whole fleet in parallel segments and its CPU (parsing
         # the pages) is what bounds it (docs/performance.md, "Sweeper scale"). Its timeout never passes its
@@ -73,7 +78,7 @@ class HeartbeatStack(Stack):
             self, "Workers", handler="heartbeat.flag_worker.lambda_handler",
             description="Writes a sweep's flags and events when they are many", memory_size=1769,
             timeout=WORKER_TIMEOUT, environment=environment, layer=layer, log_retention=settings.log_retention,
-            reserved_concurrency=WORKERS,
+            service=self.stack_name, reserved_concurrency=WORKERS,
         )  # fmt: skip
         workers = SweepWorkers(self, "SweepWorkers", worker=worker.function, dead_letters=schedule.dead_letters)
         sweeper = HeartbeatFunction(
@@ -81,7 +86,7 @@ class HeartbeatStack(Stack):
             description="Flags task runners that went silent", memory_size=1769,
             timeout=Duration.minutes(min(settings.sweep_interval_minutes, MAX_SWEEP_MINUTES)),
             environment={**environment, "WORK_QUEUE_URL": workers.queue.queue_url}, layer=layer,
-            log_retention=settings.log_retention, reserved_concurrency=1,
+            log_retention=settings.log_retention, service=self.stack_name, reserved_concurrency=1,
             ephemeral_storage_mib=SWEEPER_EPHEMERAL_STORAGE_MIB,
         )  # fmt: skip
         workers.queue.grant_send_messages(sweeper.role)
@@ -108,23 +113,20 @@ class HeartbeatStack(Stack):
             front_door = HeartbeatLoadBalancer(self, "LoadBalancer", handler=handler.function, settings=settings)
         else:
             front_door = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
+            if settings.trace_sampling is not None:
+                TraceSampling(
+                    self, "TraceSampling", stage_service_name=f"{front_door.api.rest_api_name}/{STAGE}",
+                    share=settings.trace_sampling,
+                )  # fmt: skip
         schedule.run(sweeper.function)
         monitoring = Monitoring(
             self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
             workers=worker.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
-            alarm_topic_arn=settings.alarm_topic_arn,
+            alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
         )  # fmt: skip
 
-        CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
-        if isinstance(front_door, HeartbeatApi) and settings.is_private:
-            CfnOutput(
-                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
-                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
-            )  # fmt: skip
-        CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
-        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
-        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
+        self._outputs(front_door, settings, table_name=table.table_name, monitoring=monitoring)
 
         self._acknowledge_findings((handler, sweeper, worker), schedule)
         if isinstance(front_door, HeartbeatApi):
@@ -139,6 +141,32 @@ class HeartbeatStack(Stack):
                         "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
                         "scoped to that one key's ARN.",
                     )  # fmt: skip
+
+    def _outputs(
+        self, front_door: HeartbeatApi | HeartbeatLoadBalancer, settings: DeploySettings, *, table_name: str,
+        monitoring: Monitoring,
+    ) -> None:  # fmt: skip
+        """What an operator needs after a deploy: where clients call, and where to look."""
+        if front_door.url is not None:
+            CfnOutput(
+                self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients"
+            )
+        if isinstance(front_door, HeartbeatLoadBalancer) and (front_door.domain_name or front_door.scheme == "https"):
+            name = front_door.domain_name or "a name your certificate covers"
+            why = ": clients verify the certificate against the name they call" if front_door.scheme == "https" else ""
+            CfnOutput(
+                self, "LoadBalancerDnsName", value=front_door.load_balancer.load_balancer_dns_name,
+                description=f"Point {name} at this name (a CNAME, or an alias record in a private hosted zone your "
+                f"runners resolve){why}",
+            )  # fmt: skip
+        if isinstance(front_door, HeartbeatApi) and settings.is_private:
+            CfnOutput(
+                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
+                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
+            )  # fmt: skip
+        CfnOutput(self, "TableName", value=table_name, description="The runners table")
+        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
     @staticmethod
     def _acknowledge_findings(functions: tuple[HeartbeatFunction, ...], schedule: SweepSchedule) -> None:
