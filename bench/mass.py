@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -291,6 +292,7 @@ def mass(runners: int, dead_every: int, *, override_guard: bool, fan_out: bool, 
             "fanned_out": report.fanned_out, "messages": report.work_messages, "left": report.left,
             "events": report.events_published, "examined": report.examined, "stale": report.stale,
             "requests": dict(fleet.requests - before),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # so far: the sweeps' own
         }  # fmt: skip
         invocations.append(sweeper_row)
         workers = _drain(fleet, store, publisher)
@@ -357,6 +359,22 @@ def main(argv: list[str]) -> int:
     for handler in logging.getLogger(SERVICE).handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the life of this process
+    if argv[0] == "sweep-memory":  # one sweep's peak RSS, no workers: flat in the number of stale runners?
+        fleet = CannedFleet(int(argv[1]), int(argv[2]))
+        dynamodb, events, sqs = _clients(FLAG_CONCURRENCY + 2)
+        fleet.attach(dynamodb, events, sqs)
+        store = RunnerStore(TABLE, client=dynamodb)
+        config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION)
+        publisher, queue = StaleEventPublisher("default", events), WorkQueue(QUEUE_URL, sqs)
+        tracemalloc.start()
+        deadline = Deadline(LAMBDA_TIMEOUT - RESERVE_SECONDS)
+        report = sweep(store, config, T0, publisher, override_guard=True, deadline=deadline, work_queue=queue)
+        print(json.dumps({
+            "stale": report.stale, "fanned_out": report.fanned_out, "flagged": report.flagged,
+            "traced_peak_mb": tracemalloc.get_traced_memory()[1] / 1e6,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }))  # fmt: skip
+        return 0
     if argv[0] == "rates":
         result: Any = rates([int(c) for c in argv[1].split(",")], int(argv[2]))
     else:
