@@ -6,10 +6,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_STALE_AFTER_SECONDS = 2700  # three missed 15-minute heartbeats
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 DEFAULT_MASS_STALE_FRACTION = 0.5
+DEFAULT_SWEEP_INTERVAL_SECONDS = 300  # the schedule's rate (the stack's sweepIntervalMinutes)
 
 
 class ConfigError(ValueError):
@@ -27,6 +29,7 @@ class Config:
     # workerGroup -> seconds, for groups that beat faster (or slower) than the default
     stale_after_by_worker_group: Mapping[str, int] = field(default_factory=dict)
     event_bus_name: str = "default"
+    sweep_interval_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -52,6 +55,36 @@ class Config:
                 f"got {self.mass_stale_fraction}"
             )
 
+    def stale_after_for(self, worker_group: str | None) -> int:
+        """The threshold a runner of this worker group is judged with: its group's own, or the default."""
+        if worker_group is not None and worker_group in self.stale_after_by_worker_group:
+            return self.stale_after_by_worker_group[worker_group]
+        return self.stale_after_seconds
+
+    def to_record(self) -> dict[str, Any]:
+        """The rules the sweeper judged with, as it records them in its state for heartbeat-ops."""
+        return {
+            "staleAfterSeconds": self.stale_after_seconds,
+            "staleAfterByWorkerGroup": dict(self.stale_after_by_worker_group),
+            "retentionSeconds": self.retention_seconds,
+            "massStaleFraction": self.mass_stale_fraction,
+            "sweepIntervalSeconds": self.sweep_interval_seconds,
+            "eventBusName": self.event_bus_name,
+        }
+
+    @classmethod
+    def from_record(cls, table_name: str, record: Mapping[str, Any]) -> Config:
+        """The deployment's rules as its sweeper recorded them (to_record)."""
+        return cls(
+            table_name=table_name,
+            stale_after_seconds=int(record["staleAfterSeconds"]),
+            retention_seconds=int(record["retentionSeconds"]),
+            mass_stale_fraction=float(record["massStaleFraction"]),
+            stale_after_by_worker_group={str(g): int(s) for g, s in record["staleAfterByWorkerGroup"].items()},
+            event_bus_name=str(record["eventBusName"]),
+            sweep_interval_seconds=float(record["sweepIntervalSeconds"]),
+        )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
         """Build the configuration from environment variables, naming any bad one."""
@@ -62,6 +95,7 @@ class Config:
             mass_stale_fraction=_fraction(env, "MASS_STALE_FRACTION", DEFAULT_MASS_STALE_FRACTION),
             stale_after_by_worker_group=_group_thresholds(env, "STALE_AFTER_BY_WORKER_GROUP"),
             event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
+            sweep_interval_seconds=_interval(env, "SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS),
         )
 
 
@@ -76,6 +110,18 @@ def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be a positive whole number of seconds, got {raw!r}")
     return value
+
+
+def _interval(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds between sweeps; 0 (make serve's sweeper turned off) reads as the default, which then judges nothing."""
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value or default
 
 
 def _fraction(env: Mapping[str, str], name: str, default: float) -> float:

@@ -59,7 +59,11 @@ class MetricName:
     RUNNERS_EXAMINED = "RunnersExamined"
     RUNNERS_STALE = "RunnersStale"
     RUNNERS_FLAGGED = "RunnersFlagged"
-    SWEEP_GUARD_TRIPPED = "SweepGuardTripped"
+    RUNNERS_IN_GRACE = "RunnersInGrace"  # past their threshold, not flagged: a hold, a new watch or a reset
+    RUNNERS_RETIRED = "RunnersRetired"  # by an AWS signal (heartbeat.signals)
+    SCOPES_HELD = "ScopesHeld"  # the guard held the fleet or worker groups: nobody there is flagged
+    SCOPES_PARTIAL = "ScopesPartial"  # most of a scope silent while the rest is heard: flagged (retire on purpose)
+    SHORT_THRESHOLDS = "ShortThresholds"  # worker groups whose threshold is under twice their beat period
     SWEEPS_COMPLETED = "SweepsCompleted"
     EVENTS_PUBLISHED = "StaleEventsPublished"
     EVENTS_OWED = "StaleEventsOwed"

@@ -18,6 +18,7 @@ module sees keys: the sweeper, the CLI and the events see real ids.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hashlib
 import json
 import queue
@@ -31,7 +32,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from heartbeat.model import HeartbeatRequest
-from heartbeat.runners import Hold, Runner, Status, expires_at
+from heartbeat.plan import FUTURE_TOLERANCE_SECONDS, Hold, ScopeSummary
+from heartbeat.plan import SweepState as SweepState  # one of the store's public names: what it saves
+from heartbeat.runners import Runner, Status, expires_at
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -94,26 +97,12 @@ class SweepCandidate:
     stale_at: float | None = None
     event_pending: bool = False
     reset_at: float | None = None  # an operator's last reset: silence counts from then at the earliest
+    first_seen: float | None = None  # with heartbeat_count: the runner's beat period (plan.typical_period)
+    heartbeat_count: int | None = None
 
 
 class UnknownRunner(LookupError):
     """No record for that taskrunnerId."""
-
-
-@dataclass(frozen=True)
-class SweepState:
-    """The sweeper's memory between runs (see sweeper.py and runners.judge_fleet).
-
-    last_sweep_at is when the last completed sweep started (it orders sweeps), finished_at when
-    it ended (the sweeper's down time is measured from there), watching_since when its unbroken
-    watch began, and the holds the guard's last spells of holding the whole fleet or a worker group.
-    """
-
-    last_sweep_at: float
-    watching_since: float
-    finished_at: float | None = None
-    fleet_hold: Hold | None = None
-    group_holds: Mapping[str | None, Hold] = field(default_factory=dict)
 
 
 def _n(value: float) -> AttributeValueTypeDef:
@@ -309,7 +298,7 @@ class RunnerStore:
         """
         items = self._parallel_scan(
             ProjectionExpression=f"taskrunnerId, {FULL_ID_ATTRIBUTE}, #status, lastSeen, workerGroup, hostname, "
-            "staleAt, eventPending, resetAt",
+            "staleAt, eventPending, resetAt, firstSeen, heartbeatCount",
             FilterExpression=f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
@@ -324,6 +313,8 @@ class RunnerStore:
                 stale_at=float(item["staleAt"]["N"]) if "staleAt" in item else None,
                 event_pending="eventPending" in item,
                 reset_at=float(item["resetAt"]["N"]) if "resetAt" in item else None,
+                first_seen=float(item["firstSeen"]["N"]) if "firstSeen" in item else None,
+                heartbeat_count=int(item["heartbeatCount"]["N"]) if "heartbeatCount" in item else None,
             )
 
     def runners(self) -> Iterator[Runner]:
@@ -409,7 +400,8 @@ class RunnerStore:
     def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
         """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race.
 
-        Returns whether this call flagged it.
+        last_seen_before is the plan's cutoff (plan.Judgement.cutoff); a retire or terminate that
+        lands first wins too (the runner is no longer active). Returns whether this call flagged it.
         """
         address = _address(taskrunner_id)
         try:
@@ -463,8 +455,26 @@ class RunnerStore:
             values[":reason"] = {"S": reason}
         return self._operator_update(taskrunner_id, "SET " + assignments, values)
 
+    def retire(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
+        """The runner left the fleet on purpose: out of the sweeper's census at once, never flagged, no stale event.
+
+        Sticky: a heartbeat after it answers terminate: true and keeps the record retired (so a
+        late heartbeat during an instance's shutdown cannot bring it back as active, to go stale
+        later). An event still owed from an earlier flag is dropped: the runner is gone on purpose.
+        """
+        values: dict[str, AttributeValueTypeDef] = {
+            ":retired": {"S": Status.RETIRED.value},
+            ":now": _n(now),
+            ":by": {"S": by},
+        }
+        assignments = "#status = :retired, retiredAt = :now, retiredBy = :by"
+        if reason:
+            assignments += ", retireReason = :reason"
+            values[":reason"] = {"S": reason}
+        return self._operator_update(taskrunner_id, f"SET {assignments} REMOVE eventPending", values)
+
     def reset(self, taskrunner_id: str, now: float) -> Runner:
-        """Clear a stale or terminate flag, for a runner an operator has repaired.
+        """Clear a stale, terminate or retired status, for a runner an operator has repaired or brought back.
 
         Records resetAt = now: the sweeper counts the runner's silence from then at the earliest,
         so it gets a full threshold to beat again.
@@ -472,7 +482,7 @@ class RunnerStore:
         return self._operator_update(
             taskrunner_id,
             "SET #status = :active, resetAt = :now REMOVE staleAt, eventPending, terminateRequestedAt, "
-            "terminateRequestedBy, terminateReason",
+            "terminateRequestedBy, terminateReason, retiredAt, retiredBy, retireReason",
             {":active": {"S": Status.ACTIVE.value}, ":now": _n(now)},
         )
 
@@ -516,46 +526,76 @@ class RunnerStore:
         item = response.get("Item")
         if not item:
             return None
+        holds: dict[str | None, Hold] = {
+            entry["M"]["workerGroup"].get("S"): _hold(entry["M"]) for entry in item.get("groupHolds", {}).get("L", [])
+        }
+        holds.pop(None, None)  # only a worker group with its own threshold (a name) has a hold of its own
+        if "fleetHold" in item:
+            holds[None] = _hold(item["fleetHold"]["M"])
         return SweepState(
             last_sweep_at=float(item["lastSweepAt"]["N"]),
             watching_since=float(item["watchingSince"]["N"]),
             finished_at=_optional_number(item, "finishedAt"),
-            fleet_hold=_hold(item["fleetHold"]["M"]) if "fleetHold" in item else None,
-            group_holds={
-                entry["M"]["workerGroup"].get("S"): _hold(entry["M"])
-                for entry in item.get("groupHolds", {}).get("L", [])
-            },
+            holds=holds,
+            settings=json.loads(item["settings"]["S"]) if "settings" in item else None,
+            scopes=tuple(
+                ScopeSummary(scope=s.get("scope"), state=s["state"], why=s["why"])
+                for s in json.loads(item["scopes"]["S"] if "scopes" in item else "[]")
+            ),
         )
+
+    def service_time(self) -> float:
+        """The time by DynamoDB's clock (its answer's Date header, to the second): the service's time, not this machine's.
+
+        heartbeat-ops judges and sweeps on it, as the handler and the sweeper do on theirs.
+        """
+        response = self._request(
+            "get_item", TableName=self.table_name, Key={"taskrunnerId": {"S": SWEEP_STATE_KEY}},
+            ProjectionExpression="taskrunnerId",
+        )  # fmt: skip
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if not date:
+            raise StoreError("DynamoDB's answer carried no Date header: cannot tell the service's time")
+        return email.utils.parsedate_to_datetime(date).timestamp()
 
     def save_sweep_state(self, state: SweepState) -> bool:
         """Record a completed sweep, unless a sweep that started later has already recorded its own.
 
         Conditional, so that state never goes backwards (an operator's manual sweep that ends
-        after a newer scheduled one must not overwrite it). Returns whether it was recorded.
+        after a newer scheduled one must not overwrite it). A stored state stamped later than
+        this sweep could have started (its end, plus a tolerance) came from a skewed clock or a
+        bug, and is replaced, so it cannot block later sweeps. Returns whether it was recorded.
         """
         item: dict[str, AttributeValueTypeDef] = {
             "taskrunnerId": {"S": SWEEP_STATE_KEY},
             "lastSweepAt": _n(state.last_sweep_at),
             "watchingSince": _n(state.watching_since),
-            # A list, not a map: a worker group may be "" or absent (None), and both must round-trip.
+            # A list, not a map: a worker group may be "", and it must round-trip.
             "groupHolds": {
                 "L": [
-                    {"M": {"workerGroup": {"NULL": True} if group is None else {"S": group}, **_hold_item(hold)}}
-                    for group, hold in state.group_holds.items()
+                    {"M": {"workerGroup": {"S": group}, **_hold_item(hold)}}
+                    for group, hold in state.holds.items()
+                    if group is not None
                 ]
             },
         }
         if state.finished_at is not None:
             item["finishedAt"] = _n(state.finished_at)
-        if state.fleet_hold is not None:
-            item["fleetHold"] = {"M": _hold_item(state.fleet_hold)}
+        fleet_hold = state.holds.get(None)
+        if fleet_hold is not None:
+            item["fleetHold"] = {"M": _hold_item(fleet_hold)}
+        if state.settings is not None:
+            item["settings"] = {"S": json.dumps(state.settings, sort_keys=True)}
+        item["scopes"] = {"S": json.dumps([{"scope": s.scope, "state": s.state, "why": s.why} for s in state.scopes])}
+        latest_possible = (state.finished_at or state.last_sweep_at) + FUTURE_TOLERANCE_SECONDS
         try:
             self._request(
                 "put_item",
                 TableName=self.table_name,
                 Item=item,
-                ConditionExpression="attribute_not_exists(taskrunnerId) OR lastSweepAt <= :started",
-                ExpressionAttributeValues={":started": _n(state.last_sweep_at)},
+                ConditionExpression="attribute_not_exists(taskrunnerId) OR lastSweepAt <= :started "
+                "OR lastSweepAt > :latest",
+                ExpressionAttributeValues={":started": _n(state.last_sweep_at), ":latest": _n(latest_possible)},
             )
         except _ConditionFailed:
             return False
@@ -626,6 +666,9 @@ def _runner(item: dict[str, Any]) -> Runner:
         terminate_requested_by=item.get("terminateRequestedBy", {}).get("S"),
         terminate_reason=item.get("terminateReason", {}).get("S"),
         reset_at=_optional_number(item, "resetAt"),
+        retired_at=_optional_number(item, "retiredAt"),
+        retired_by=item.get("retiredBy", {}).get("S"),
+        retire_reason=item.get("retireReason", {}).get("S"),
     )
 
 

@@ -1,21 +1,17 @@
-"""The sweeper: run on a schedule, it flags runners that went silent.
+"""The sweeper: run on a schedule, it carries out the sweep's plan (plan.py).
 
-A flagged runner's next heartbeat answers ``terminate: true``. Each flag is a
-conditional write, so a heartbeat (or an operator's reset) landing at the same moment
-wins. Two guards keep an outage of our own from becoming a fleet-wide kill: the
-mass-staleness guard (runners.judge_fleet), and a full threshold of grace after the
-sweeper itself has not run for a while. Silence counts from the latest of the runner's
-last heartbeat, its last reset, the start of the sweeper's watch and the last sweep
-at which the guard held its fleet or worker group (runners.silence_start).
+It scans the fleet into a census, asks plan.plan_sweep who is flagged now, flags those with a
+conditional write each (a heartbeat, reset or retire landing at the same moment wins), publishes
+their stale events, and saves the plan's next state, which also records the rules it judged
+with so that heartbeat-ops judges alike.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
@@ -25,38 +21,59 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
-from heartbeat.runners import (
-    Census,
-    GuardVerdict,
-    Hold,
-    Status,
-    hold_grace,
-    is_quiet,
-    is_stale,
-    judge_fleet,
-    next_hold,
-    silence_start,
-    stale_after_for,
-    watching_since,
-)
-from heartbeat.store import SWEEPER_CLIENT_CONFIG, RunnerStore, SweepCandidate, SweepState
+from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, plan_sweep, scope_name
+from heartbeat.runners import Status
+from heartbeat.store import SWEEPER_CLIENT_CONFIG, RunnerStore, SweepCandidate
 
 
 @dataclass(frozen=True)
 class SweepReport:
     """What one sweep did."""
 
-    examined: int  # active runners looked at
-    stale: int  # of those, silent for longer than their threshold since the sweeper's watch began
+    examined: int  # active runners in the census
+    silent: int  # of those, not heard for more than half their threshold (the guard's evidence)
+    stale: int  # silent past their threshold: flagged, or in grace
     flagged: int  # flagged by this sweep (a heartbeat may win the race for the others)
-    guard_tripped: bool  # the fleet-wide mass-staleness guard held every flag back
-    guarded_groups: list[str]  # worker groups whose own guard held their flags back
-    events_published: int  # stale events accepted by EventBridge, this sweep's and any owed from before
-    events_owed: int  # stale events still owed after this sweep (published by the next)
-    watching_since: float  # since when silence counts against a runner
-    quiet: int = 0  # active runners with no heartbeat for more than half their threshold (the guard's evidence)
-    in_grace: int = 0  # stale, but held by the guard now or within a threshold of its last held sweep
+    in_grace: int  # past their threshold, not flagged: a hold, a new watch or a reset
+    held: list[str] = field(default_factory=list)  # scopes held: "fleet", or a worker group's name
+    partial: list[str] = field(default_factory=list)  # scopes mostly silent while the rest is heard
+    short_thresholds: list[str] = field(default_factory=list)  # worker groups beating too slowly for their threshold
+    events_published: int = 0  # stale events accepted by EventBridge, this sweep's and any owed from before
+    events_owed: int = 0  # stale events still owed after this sweep (published by the next)
+    watching_since: float = 0.0  # since when silence counts against a runner
     state_saved: bool = True  # False: a sweep that started later had already saved its state
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A scan judged: the plan, the runners past their threshold with their judgements, and the events owed."""
+
+    plan: SweepPlan
+    census: Census
+    past_threshold: list[tuple[SweepCandidate, Judgement]]
+    owed: list[StaleRunner]
+
+
+def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool = False) -> Scan:
+    """Read the fleet and plan the sweep; writes nothing (heartbeat-ops runners sweep --dry-run prints this).
+
+    Only the runners past their threshold on their own account are kept until the census is
+    complete; every other runner is judged heard or silent by that alone.
+    """
+    previous = store.load_sweep_state()
+    census = Census(now)
+    candidates: list[SweepCandidate] = []
+    owed: list[StaleRunner] = []
+    for candidate in store.sweep_candidates(now):
+        threshold = config.stale_after_for(candidate.worker_group)
+        if candidate.status == Status.ACTIVE.value:
+            census.add(candidate, config)
+            if now - max(candidate.last_seen, candidate.reset_at or 0.0) > threshold:
+                candidates.append(candidate)
+        elif candidate.event_pending:
+            owed.append(_stale_runner(candidate, candidate.stale_at or now, threshold))
+    plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
+    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed)
 
 
 def sweep(
@@ -68,129 +85,76 @@ def sweep(
     override_guard: bool = False,
     clock: Callable[[], float] | None = None,
 ) -> SweepReport:
-    """Flag every stale, still-active runner, unless that looks like our own outage; publish their events.
+    """Carry out the plan: flag the stale runners, publish their events, save the next state.
 
-    now is when the sweep starts; clock, when given, tells when it finished, so that the
-    sweeper's down time is measured from the end of its last run, not its start.
-    override_guard flags past a held guard and its grace: for an operator who has
-    confirmed the runners are gone.
+    now is when the sweep starts, by the service's clock; clock, when given, tells when it
+    finished, so that the sweeper's down time is measured from the end of its last run.
+    override_guard flags past held scopes and their grace: for an operator who has confirmed
+    the runners are gone.
     """
-    previous = store.load_sweep_state()
-    since = _watch(previous, now, config)
-    census: defaultdict[str | None, Census] = defaultdict(Census)
-    stale: list[tuple[SweepCandidate, int]] = []
-    owed: list[StaleRunner] = []
-    for candidate in store.sweep_candidates(now):
-        threshold = stale_after_for(
-            candidate.worker_group, config.stale_after_seconds, config.stale_after_by_worker_group
-        )
-        if candidate.status == Status.ACTIVE.value:
-            # Quiet is judged by heartbeats alone: an operator's resets during our outage are no sign that
-            # heartbeats arrive, and must not let the guard go.
-            census[candidate.worker_group] += Census(1, int(is_quiet(candidate.last_seen, now, threshold)))
-            heard = silence_start(candidate.last_seen, candidate.reset_at)
-            if is_stale(heard, now, threshold, since):
-                stale.append((candidate, threshold))
-        elif candidate.event_pending:
-            owed.append(_stale_runner(candidate, candidate.stale_at or now, threshold))
-
-    verdict = judge_fleet(census, config.stale_after_by_worker_group.keys(), config.mass_stale_fraction)
-    fleet_hold, group_holds = _holds(previous, verdict, now, config)
-    examined = sum(c.active for c in census.values())
-    quiet = sum(c.quiet for c in census.values())
-    if verdict.fleet_held or verdict.groups_held:
-        logger.error(
-            "Mass-staleness guard tripped: " + ("overridden by the operator" if override_guard else "flags held back"),
-            extra={
-                "stale": len(stale),
-                "quiet": quiet,
-                "active": examined,
-                "fleetWide": verdict.fleet_held,
-                "workerGroups": sorted(str(g) for g in verdict.groups_held),
-                "massStaleFraction": config.mass_stale_fraction,
-            },
-        )
+    scanned = scan(store, config, now, override_guard=override_guard)
+    plan = scanned.plan
+    _log_plan(plan, override_guard)
+    owed = list(scanned.owed)
     flagged = in_grace = 0
-    for candidate, threshold in stale:
-        if not override_guard:
-            # Held now or lately: silence counts only from the spell's last held sweep (now, while it lasts),
-            # so a fleet coming back from our outage gets a full threshold to beat again.
-            heard = silence_start(candidate.last_seen, candidate.reset_at, since)
-            start = silence_start(
-                heard,
-                hold_grace(fleet_hold, heard, threshold),
-                hold_grace(group_holds.get(candidate.worker_group), heard, threshold),
-            )
-            if not is_stale(start, now, threshold, since):
-                in_grace += 1
-                continue
-        if store.flag_stale(candidate.taskrunner_id, last_seen_before=now - threshold, now=now):
+    for candidate, judgement in scanned.past_threshold:
+        if judgement.verdict is Verdict.GRACE:
+            in_grace += 1
+        elif judgement.verdict is Verdict.STALE and store.flag_stale(
+            candidate.taskrunner_id, last_seen_before=judgement.cutoff, now=now
+        ):
             flagged += 1
-            owed.append(_stale_runner(candidate, now, threshold))
+            owed.append(_stale_runner(candidate, now, judgement.threshold))
             logger.info(
                 "Flagged runner stale",
-                extra={"taskrunnerId": candidate.taskrunner_id, "lastSeen": candidate.last_seen},
+                extra={"taskrunnerId": candidate.taskrunner_id, "lastSeen": candidate.last_seen, "why": judgement.why},
             )
 
     published, still_owed = _publish(store, events, owed)
-    saved = store.save_sweep_state(
-        SweepState(
-            last_sweep_at=now,
-            watching_since=since,
-            finished_at=clock() if clock is not None else now,
-            fleet_hold=fleet_hold,
-            group_holds=group_holds,
-        )
-    )
+    saved = store.save_sweep_state(plan.next_state(finished_at=clock() if clock is not None else now))
     if not saved:
         logger.warning("A sweep that started later has saved its state already; this one's is dropped")
+    fleet = scanned.census.scope(None)
     return SweepReport(
-        examined=examined,
-        stale=len(stale),
+        examined=fleet.active,
+        silent=fleet.silent,
+        stale=len(scanned.past_threshold),
         flagged=flagged,
-        guard_tripped=verdict.fleet_held,
-        guarded_groups=sorted(str(g) for g in verdict.groups_held),
+        in_grace=in_grace,
+        held=[_scope_label(s) for s in plan.held],
+        partial=[_scope_label(s) for s, d in plan.scopes.items() if d.state is ScopeState.PARTIAL],
+        short_thresholds=[_scope_label(s.worker_group) for s in plan.short_thresholds],
         events_published=len(published),
         events_owed=len(still_owed),
-        watching_since=since,
-        quiet=quiet,
-        in_grace=in_grace,
+        watching_since=plan.watching_since,
         state_saved=saved,
     )
 
 
-def _watch(previous: SweepState | None, now: float, config: Config) -> float:
-    """Since when the sweeper has watched without a gap, its down time measured from the end of its last run."""
-    shortest_threshold = min([config.stale_after_seconds, *config.stale_after_by_worker_group.values()])
-    since = watching_since(
-        (previous.finished_at or previous.last_sweep_at) if previous else None,
-        previous.watching_since if previous else None,
-        now,
-        shortest_threshold,
-    )
-    if previous is None or since != previous.watching_since:
+def _scope_label(scope: str | None) -> str:
+    return "fleet" if scope is None else scope
+
+
+def _log_plan(plan: SweepPlan, override_guard: bool) -> None:
+    for note in plan.notes:
+        logger.warning("Sweep: " + note)
+    for scope, decision in plan.scopes.items():
+        if decision.state.held:
+            logger.error(
+                "Sweep held: " + ("overridden by the operator" if override_guard else "no runner of it is flagged"),
+                extra={"scope": scope_name(scope), "state": decision.state.value, "why": decision.why},
+            )
+        elif decision.state is ScopeState.PARTIAL:
+            logger.warning(
+                "Most of a scope is silent while the rest is heard: its silent runners are flagged",
+                extra={"scope": scope_name(scope), "why": decision.why},
+            )
+    for short in plan.short_thresholds:
         logger.warning(
-            "Sweeper starts a new watch: every runner gets one full threshold of grace",
-            extra={
-                "lastSweepAt": previous.last_sweep_at if previous else None,
-                "staleAfterSeconds": shortest_threshold,
-            },
+            "A threshold is under twice its worker group's beat period: the guard cannot tell our outage from "
+            "deaths in time there",
+            extra={"workerGroup": short.worker_group, "staleAfterSeconds": short.threshold, "beatPeriod": round(short.period)},
         )
-    return since
-
-
-def _holds(
-    previous: SweepState | None, verdict: GuardVerdict, now: float, config: Config
-) -> tuple[Hold | None, dict[str | None, Hold]]:
-    """The fleet's and the worker groups' holds after this sweep."""
-    previous_sweep_at = previous.last_sweep_at if previous else None
-    fleet_hold = next_hold(previous.fleet_hold if previous else None, verdict.fleet_held, now, previous_sweep_at)
-    group_holds = _recent_holds(previous, now, config)
-    for group in verdict.groups_held:
-        hold = next_hold(group_holds.get(group), True, now, previous_sweep_at)
-        if hold is not None:
-            group_holds[group] = hold
-    return fleet_hold, group_holds
 
 
 def _publish(
@@ -205,14 +169,6 @@ def _publish(
     if still_owed:
         logger.error("Stale events not published; the next sweep retries them", extra={"owed": len(still_owed)})
     return published, still_owed
-
-
-def _recent_holds(previous: SweepState | None, now: float, config: Config) -> dict[str | None, Hold]:
-    """The worker groups' holds that still give grace (within the longest threshold); older ones are dropped."""
-    if previous is None:
-        return {}
-    longest = max([config.stale_after_seconds, *config.stale_after_by_worker_group.values()])
-    return {group: hold for group, hold in previous.group_holds.items() if now - hold.last <= longest}
 
 
 def _stale_runner(candidate: SweepCandidate, stale_at: float, threshold: int) -> StaleRunner:
@@ -241,13 +197,18 @@ def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store, config, events = _dependencies()
     report = sweep(store, config, time.time(), events, clock=time.time)
-    metrics.add_metric(name=MetricName.RUNNERS_EXAMINED, unit=MetricUnit.Count, value=report.examined)
-    metrics.add_metric(name=MetricName.RUNNERS_STALE, unit=MetricUnit.Count, value=report.stale)
-    metrics.add_metric(name=MetricName.RUNNERS_FLAGGED, unit=MetricUnit.Count, value=report.flagged)
-    tripped = report.guard_tripped or bool(report.guarded_groups)  # fleet-wide or in any one worker group
-    metrics.add_metric(name=MetricName.SWEEP_GUARD_TRIPPED, unit=MetricUnit.Count, value=int(tripped))
-    metrics.add_metric(name=MetricName.EVENTS_PUBLISHED, unit=MetricUnit.Count, value=report.events_published)
-    metrics.add_metric(name=MetricName.EVENTS_OWED, unit=MetricUnit.Count, value=report.events_owed)
-    metrics.add_metric(name=MetricName.SWEEPS_COMPLETED, unit=MetricUnit.Count, value=1)
+    for name, value in (
+        (MetricName.RUNNERS_EXAMINED, report.examined),
+        (MetricName.RUNNERS_STALE, report.stale),
+        (MetricName.RUNNERS_FLAGGED, report.flagged),
+        (MetricName.RUNNERS_IN_GRACE, report.in_grace),
+        (MetricName.SCOPES_HELD, len(report.held)),
+        (MetricName.SCOPES_PARTIAL, len(report.partial)),
+        (MetricName.SHORT_THRESHOLDS, len(report.short_thresholds)),
+        (MetricName.EVENTS_PUBLISHED, report.events_published),
+        (MetricName.EVENTS_OWED, report.events_owed),
+        (MetricName.SWEEPS_COMPLETED, 1),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("Sweep finished", extra=asdict(report))
     return asdict(report)

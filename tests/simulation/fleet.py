@@ -40,7 +40,7 @@ from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.observability import logger
-from heartbeat.runners import Status, stale_after_for
+from heartbeat.runners import Status
 from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
@@ -182,7 +182,7 @@ class Simulation:
         self.rng = random.Random(f"{scenario.name}/{size}/{seed}")  # noqa: S311 - a reproducible fleet, not a secret
         self.now = START
         self.thresholds = {
-            g.name: stale_after_for(g.name, self.config.stale_after_seconds, self.config.stale_after_by_worker_group)
+            g.name: self.config.stale_after_for(g.name)
             for g in scenario.groups
         }
         longest = max(self.thresholds.values())
