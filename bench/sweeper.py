@@ -39,7 +39,8 @@ from moto import mock_aws
 from bench.capacity import READ_UNIT_BYTES, item_size, scan_read_units
 from heartbeat.config import Config
 from heartbeat.observability import SERVICE
-from heartbeat.store import CLIENT_CONFIG, SCAN_SEGMENTS, RunnerStore, SweepState
+from heartbeat.plan import SweepState
+from heartbeat.store import CLIENT_CONFIG, SCAN_SEGMENTS, RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 

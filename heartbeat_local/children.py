@@ -61,7 +61,11 @@ def run_store(port: int, table_name: str) -> int:
 
 
 def run_sweeper(interval: float) -> int:
-    """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published."""
+    """Run the sweeper's own Lambda handler at start and every interval; one line per sweep that flagged or published.
+
+    The first run records the rules it judges with, so heartbeat-ops judges alike from the start.
+    """
+    os.environ["SWEEP_INTERVAL_SECONDS"] = repr(interval)  # the sweeper judges gaps in its watch by its schedule
     from heartbeat.observability import logger, metrics
     from heartbeat.sweeper import lambda_handler
     from heartbeat_local.gateway import LocalLambdaContext
@@ -69,7 +73,9 @@ def run_sweeper(interval: float) -> int:
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
     logger.setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log; warnings still show
-    while not stop.wait(interval):
+    first = True
+    while first or not stop.wait(interval):
+        first = False
         try:
             report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))
             metrics.clear_metrics()  # disabled metrics are kept, not flushed (see environment.Gateway)

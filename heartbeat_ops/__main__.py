@@ -3,6 +3,10 @@
 Against the deployed stack: ``--stack NAME`` (the table name from its outputs) or ``--table``,
 with the usual AWS credential chain. Against ``make serve``: ``--endpoint-url`` with the
 embedded DynamoDB URL it prints (events go to the same endpoint).
+
+It judges runners by the deployment's rules, never the operator's shell: the sweeper records the
+Config it runs with in its state item on every sweep, and this reads it from there. It judges and
+sweeps on the service's time, never the operator's clock: DynamoDB's, from its answers' Date header.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import boto3
@@ -25,11 +30,14 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
 from heartbeat.observability import logger
-from heartbeat.runners import Status, stale_after_for
+from heartbeat.plan import SweepPlan, SweepState, Verdict, plan_sweep, scope_name
+from heartbeat.runners import Status
 from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
-from heartbeat.sweeper import sweep
+from heartbeat.sweeper import scan, sweep
 from heartbeat_local.server import STALE_EVENTS_QUEUE
 from heartbeat_ops import view
+
+SKEW_NOTE_SECONDS = 60  # a clock this far from the service's earns a note on stderr
 
 
 class OperatorError(Exception):
@@ -63,17 +71,29 @@ def parser() -> argparse.ArgumentParser:
     )
     terminate.add_argument("id")
     terminate.add_argument("--reason")
-    reset = commands.add_parser("reset", parents=[common], help="clear a stale or terminate flag")
+    reset = commands.add_parser("reset", parents=[common], help="clear a stale, terminate or retired status")
     reset.add_argument("id")
+    retire = commands.add_parser(
+        "retire",
+        parents=[common],
+        help="the runner leaves the fleet on purpose (e.g. from a shutdown hook): never flagged, no stale event",
+    )
+    retire.add_argument("id")
+    retire.add_argument("--reason")
     forget = commands.add_parser("forget", parents=[common], help="delete the runner's record")
     forget.add_argument("id")
     summary = commands.add_parser("summary", parents=[common], help="counts by status and worker group")
     summary.add_argument("--json", action="store_true")
-    sweep_now = commands.add_parser("sweep", parents=[common], help="run the sweeper now; print what it flagged")
+    sweep_now = commands.add_parser(
+        "sweep", parents=[common], help="run the sweeper now, on the service's time and the deployment's rules"
+    )
     sweep_now.add_argument(
         "--override-guard",
         action="store_true",
-        help="flag past a tripped mass-staleness guard (only once you have confirmed the runners are gone)",
+        help="flag past held scopes and their grace (only once you have confirmed the runners are gone)",
+    )
+    sweep_now.add_argument(
+        "--dry-run", action="store_true", help="print who would be flagged and why, and change nothing"
     )
     events = groups.add_parser(
         "events",
@@ -135,22 +155,52 @@ def _drain_events(sqs: Any, queue_url: str, as_json: bool, out: TextIO) -> int:
     return count
 
 
-class Operator:
-    """The commands, over one store and the thresholds the sweeper uses."""
+class ServiceClock:
+    """The service's time: DynamoDB's clock read once, then advanced by this machine's monotonic clock."""
 
-    def __init__(self, args: argparse.Namespace, clock: Callable[[], float], out: TextIO) -> None:
+    def __init__(self, store: RunnerStore) -> None:
+        self.started = store.service_time()
+        self._at = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.started + (time.monotonic() - self._at)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the deployment's sweeper recorded: its state, and the rules it judges with (None before its first run)."""
+
+    state: SweepState | None
+    config: Config | None
+
+    def plan(self, now: float) -> SweepPlan | None:
+        """The plan as of the last sweep's holds, for list and show (which do not scan the fleet first)."""
+        return None if self.config is None else plan_sweep(None, self.config, now, self.state)
+
+
+class Operator:
+    """The commands, over one store, with the deployment's rules and the service's time."""
+
+    def __init__(self, args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err: TextIO) -> None:
         self.args = args
-        self.clock = clock
         self.out = out
+        self.err = err
         self.session = aws_session(args)
         self.table = self._table_name()
-        env = {**os.environ, "TABLE_NAME": self.table}
-        try:
-            self.config = Config.from_env(env)
-        except ConfigError as error:
-            raise OperatorError(str(error)) from None
         self.store = RunnerStore(self.table, client=self._client("dynamodb"))
-        self.thresholds = (self.config.stale_after_seconds, dict(self.config.stale_after_by_worker_group))
+        self.clock = ServiceClock(self.store)
+        skew = round(clock() - self.clock.started)
+        if abs(skew) > SKEW_NOTE_SECONDS:
+            err.write(
+                f"note: this machine's clock is {view.age(abs(skew)).removesuffix(' ago')} "
+                f"{'ahead of' if skew > 0 else 'behind'} the service's; times here are the service's\n"
+            )
+        state = self.store.load_sweep_state()
+        try:
+            config = Config.from_record(self.table, state.settings) if state and state.settings else None
+        except (ConfigError, KeyError, TypeError, ValueError) as error:
+            raise OperatorError(f"the sweeper's recorded settings are unreadable: {error}") from None
+        self.deployment = Deployment(state, config)
 
     def _client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.args.endpoint_url, config=CLIENT_CONFIG)  # type: ignore[call-overload]
@@ -171,11 +221,21 @@ class Operator:
             return os.environ["TABLE_NAME"]
         raise OperatorError("Say which table: --table NAME, --stack NAME, or TABLE_NAME")
 
+    def _rules(self) -> Config:
+        """The deployment's rules; sweeping without them would judge by someone else's."""
+        if self.deployment.config is None:
+            raise OperatorError(
+                f"the sweeper has not recorded its settings in table {self.table!r} yet (it does on every run): "
+                "wait for its first scheduled run"
+            )
+        return self.deployment.config
+
     def write(self, line: str = "") -> None:
         self.out.write(line + "\n")
 
     def list(self) -> None:
         now = self.clock()
+        plan = self.deployment.plan(now)
         matching = (
             r
             for r in self.store.runners()
@@ -187,13 +247,13 @@ class Operator:
         if self.args.json:  # a JSON array, streamed one runner at a time
             self.out.write("[")
             for index, runner in enumerate(runners):
-                self.out.write(
-                    ("," if index else "") + "\n  " + json.dumps(view.as_json(runner, now, *self.thresholds))
-                )
+                self.out.write(("," if index else "") + "\n  " + json.dumps(view.as_json(runner, plan)))
             self.write("\n]")
             return
-        for line in view.table(view.row(r, now, *self.thresholds) for r in runners):
+        for line in view.table(view.row(r, now, plan) for r in runners):
             self.write(line)
+        if plan is None:
+            self.err.write("note: the sweeper has not recorded its settings yet: stored statuses only\n")
 
     def _get(self) -> Any:
         runner = self.store.get_runner(self.args.id)
@@ -203,10 +263,12 @@ class Operator:
 
     def show(self) -> None:
         runner = self._get()
+        now = self.clock()
+        plan = self.deployment.plan(now)
         if self.args.json:
-            self.write(json.dumps(view.as_json(runner, self.clock(), *self.thresholds), indent=2))
+            self.write(json.dumps(view.as_json(runner, plan), indent=2))
             return
-        for line in view.details(runner, self.clock(), *self.thresholds):
+        for line in view.details(runner, now, plan):
             self.write(line)
 
     def terminate(self) -> None:
@@ -218,13 +280,23 @@ class Operator:
 
     def reset(self) -> None:
         runner = self.store.reset(self.args.id, now=self.clock())
-        threshold = stale_after_for(
-            runner.worker_group, self.config.stale_after_seconds, self.config.stale_after_by_worker_group
+        config = self.deployment.config
+        threshold = (
+            f"{config.stale_after_for(runner.worker_group)} s (its threshold)"
+            if config
+            else "its threshold (not recorded yet: the sweeper has not run)"
         )
         self.write(
             f"Runner {view.printable(self.args.id)} is active again: its next heartbeat answers terminate: false, "
-            f"and the sweeper will not flag it unless it stays silent for more than {threshold} s (its threshold) "
-            "from now"
+            f"and the sweeper will not flag it unless it stays silent for more than {threshold} from now"
+        )
+
+    def retire(self) -> None:
+        by = self._who()
+        self.store.retire(self.args.id, by=by, reason=self.args.reason, now=self.clock())
+        self.write(
+            f"Runner {view.printable(self.args.id)} retired (by {by}): it has left the fleet, is never flagged and "
+            "sends no stale event; if it beats again it is told to terminate (heartbeat-ops runners reset undoes this)"
         )
 
     def forget(self) -> None:
@@ -265,31 +337,59 @@ class Operator:
             self.write(f"Oldest last seen among active runners: {oldest[1]}, {view.age(now - oldest[0])}")
 
     def sweep(self) -> None:
-        events = StaleEventPublisher(self.config.event_bus_name, client=self._client("events"))
+        config = self._rules()
+        if self.args.dry_run:
+            self._dry_run(config)
+            return
+        events = StaleEventPublisher(config.event_bus_name, client=self._client("events"))
         now = self.clock()
-        report = sweep(self.store, self.config, now, events, override_guard=self.args.override_guard)
+        report = sweep(self.store, config, now, events, override_guard=self.args.override_guard, clock=self.clock)
         if report.watching_since == now:
             self.write(
                 "The sweeper had not run for longer than the threshold: a new watch starts now, "
                 "and every runner gets one full threshold of grace"
             )
+        for scope, state in report.scopes.items():
+            self.write(f"{scope}: {state}")
         self.write(
-            f"Examined {report.examined} active runners: {report.stale} stale, {report.flagged} flagged; "
+            f"Examined {report.examined} active runners: {report.silent} silent, {report.stale} past their threshold, "
+            f"{report.flagged} flagged, {report.in_grace} in grace; "
             f"{report.events_published} stale events published, {report.events_owed} still owed"
         )
-        if report.in_grace and not self.args.override_guard:
-            self.write(
-                f"{report.in_grace} stale runners not flagged: the guard holds them, or held them within a threshold"
-            )
-        if report.guard_tripped or report.guarded_groups:
-            scope = "fleet-wide" if report.guard_tripped else "in " + ", ".join(report.guarded_groups)
+        if report.held:
             if self.args.override_guard:
-                self.write(f"Mass-staleness guard tripped {scope}: overridden, the stale runners were flagged")
+                self.write(f"Held ({', '.join(report.held)}): overridden, their stale runners were flagged")
             else:
                 self.write(
-                    f"Mass-staleness guard tripped {scope}: flags held back. "
+                    f"Held ({', '.join(report.held)}): none of their runners flagged. "
                     "If those runners really are gone, run again with --override-guard"
                 )
+
+    def _dry_run(self, config: Config) -> None:
+        now = self.clock()
+        scanned = scan(self.store, config, now, override_guard=self.args.override_guard)
+        plan = scanned.plan
+        self.write(f"Dry run at {iso(int(now))} (the service's time), with the deployment's rules; nothing is changed")
+        for note in plan.notes:
+            self.write(f"Note: {note}")
+        for scope, decision in plan.scopes.items():
+            held = ", held: none of its runners is flagged" if decision.state.held and not plan.override_guard else ""
+            self.write(f"{scope_name(scope)}: {decision.state.value} ({decision.why}){held}")
+        for short in plan.short_thresholds:
+            group = "no worker group" if short.worker_group is None else f"worker group {short.worker_group!r}"
+            self.write(
+                f"Warning: {group} beats about every {short.period:.0f} s, and its threshold of {short.threshold} s "
+                "is under twice that"
+            )
+        counts = {Verdict.STALE: 0, Verdict.GRACE: 0}
+        for candidate, judgement in scanned.past_threshold:
+            counts[judgement.verdict] = counts.get(judgement.verdict, 0) + 1
+            word = "would flag" if judgement.verdict is Verdict.STALE else "in grace  "
+            self.write(f"{word}  {view.printable(candidate.taskrunner_id)}: {judgement.why}")
+        self.write(
+            f"Would flag {counts[Verdict.STALE]} of {scanned.census.scope(None).active} active runners; "
+            f"{counts[Verdict.GRACE]} in grace; {len(scanned.owed)} stale events owed from earlier flags"
+        )
 
     def _who(self) -> str:
         try:
@@ -320,7 +420,7 @@ def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err:
             if not read_events(args, out):
                 err.write(f"No stale events waiting in {args.queue}\n")
             return 0
-        operator = Operator(args, clock, out)
+        operator = Operator(args, clock, out, err)
         table = operator.table
         getattr(operator, args.command)()
     except OperatorError as error:

@@ -227,3 +227,25 @@ def item_size(item: dict[str, Any]) -> int:
 def write_units(item: dict[str, Any]) -> int:
     """Write units for writing the item: one per 1 KB, rounded up."""
     return -(-item_size(item) // 1024)
+
+
+@contextlib.contextmanager
+def dynamodb_clock(clock: Callable[[], float]) -> Iterator[None]:
+    """DynamoDB's clock, as its answers' Date header tells it, reads `clock` (a simulated service time).
+
+    Every botocore session created inside (heartbeat-ops builds its own) stamps each DynamoDB answer
+    with that time, as moto's own stub does for its answers; the sessions' other handlers are untouched.
+    """
+    import email.utils
+
+    import botocore.handlers
+
+    def stamp(response_dict: dict[str, Any], **_: Any) -> None:
+        response_dict["headers"]["Date"] = email.utils.formatdate(clock(), usegmt=True)
+
+    entry = ("before-parse.dynamodb", stamp)
+    botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    try:
+        yield
+    finally:
+        botocore.handlers.BUILTIN_HANDLERS.remove(entry)

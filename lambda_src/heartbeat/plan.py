@@ -32,7 +32,9 @@ from heartbeat.runners import Status
 
 MIN_RUNNERS_TO_JUDGE = 3  # a scope with fewer active runners has no guard of its own
 GAP_INTERVALS = 1.5  # no sweep completed for this many sweep intervals: the sweeper's watch had a gap
-FUTURE_TOLERANCE_SECONDS = 600.0  # a sweep state stamped later than now by more than this (longer than a sweep runs) is bogus
+FUTURE_TOLERANCE_SECONDS = (
+    600.0  # a sweep state stamped later than now by more than this (longer than a sweep runs) is bogus
+)
 SHORT_THRESHOLD_RATIO = 2.0  # a threshold under this many typical beat periods cannot tell our outage in time
 PERIOD_BUCKETS_PER_DOUBLING = 8  # the beat-period histogram's resolution: about 9% a bucket
 MIN_RUNNERS_FOR_PERIOD = 3  # a worker group's typical period is reported once this many runners show one
@@ -96,7 +98,9 @@ class SweepState:
     scopes: tuple[ScopeSummary, ...] = ()
 
     def latest_stamp(self) -> float:
-        return max([self.last_sweep_at, self.watching_since, self.finished_at or 0.0] + [h.last for h in self.holds.values()])
+        return max(
+            [self.last_sweep_at, self.watching_since, self.finished_at or 0.0] + [h.last for h in self.holds.values()]
+        )
 
 
 # The census: what the scan saw, per worker group, in memory that does not grow with the fleet
@@ -210,10 +214,14 @@ def compute_scope_state(
     A silence that began while no sweep completed (sweeps failing on our own store) is held
     too, once more than the fraction is silent, since nobody watched whether heartbeats came.
     """
-    if fraction >= 1:
-        return ScopeState.UNGUARDED, "the guard is off (MASS_STALE_FRACTION is 1)"
-    if counts.active < MIN_RUNNERS_TO_JUDGE or counts.newest is None:
-        return ScopeState.UNGUARDED, f"{counts.active} active runners, fewer than {MIN_RUNNERS_TO_JUDGE} to judge"
+    if fraction >= 1 or counts.active < MIN_RUNNERS_TO_JUDGE or counts.newest is None:
+        off = fraction >= 1
+        why = (
+            "the guard is off (MASS_STALE_FRACTION is 1)"
+            if off
+            else f"{counts.active} active runners, too few to judge"
+        )
+        return ScopeState.UNGUARDED, why
     share = f"{counts.silent} of {counts.active} silent"
     if counts.silent == counts.active:
         heard_after = fleet_newest is not None and fleet_newest > counts.newest + threshold / 2
@@ -343,22 +351,33 @@ class SweepPlan:
         moments.append((self.watching_since, "the start of the sweeper's watch"))
         start = max(moments)
         if not self.override_guard:
-            scopes = [FLEET] + ([runner.worker_group] if runner.worker_group in self.config.stale_after_by_worker_group else [])
+            scopes = [FLEET] + (
+                [runner.worker_group] if runner.worker_group in self.config.stale_after_by_worker_group else []
+            )
             for scope in scopes:
                 grace = hold_grace(self.holds.get(scope), start[0], threshold)
                 if grace is not None and grace > start[0]:
                     held = self.scopes.get(scope)
-                    how = "is held" if held is not None and held.state.held else "was held until"
-                    start = (grace, f"grace: {scope_name(scope)} {how} {iso(grace)}")
+                    how = "is held" if held is not None and held.state.held else "was held until then"
+                    start = (grace, f"the grace of a hold: {scope_name(scope)} {how}")
         silence = self.now - start[0]
         if silence > threshold:
             why = f"silent since {iso(start[0])} ({start[1]}), over its threshold of {threshold} s"
             return Judgement(Verdict.STALE, why, threshold, start[0], cutoff)
         if self.now - runner.last_seen > threshold:
-            why = f"last heard {iso(runner.last_seen)}, past its threshold of {threshold} s; silence counts from {start[1]}, {iso(start[0])}"
+            why = (
+                f"last heard {iso(runner.last_seen)}; its silence counts from {iso(start[0])} ({start[1]}): "
+                f"stale after {iso(start[0] + threshold)}"
+            )
             return Judgement(Verdict.GRACE, why, threshold, start[0], cutoff)
         if self.now - runner.last_seen > threshold / 2:
-            return Judgement(Verdict.SILENT, f"last heard {iso(runner.last_seen)}; stale after {threshold} s", threshold, start[0], cutoff)
+            return Judgement(
+                Verdict.SILENT,
+                f"last heard {iso(runner.last_seen)}; stale after {threshold} s",
+                threshold,
+                start[0],
+                cutoff,
+            )
         return Judgement(Verdict.HEARD, f"last heard {iso(runner.last_seen)}", threshold, start[0], cutoff)
 
     def next_state(self, finished_at: float | None = None) -> SweepState:
@@ -411,7 +430,11 @@ def plan_sweep(
         for scope in [FLEET, *sorted(g for g in config.stale_after_by_worker_group if g in census.groups)]:
             threshold = config.stale_after_for(scope)
             state, why = compute_scope_state(
-                census.scope(scope), threshold, config.mass_stale_fraction, fleet_newest=fleet_newest, watch_gap=watch_gap
+                census.scope(scope),
+                threshold,
+                config.mass_stale_fraction,
+                fleet_newest=fleet_newest,
+                watch_gap=watch_gap,
             )
             scopes[scope] = ScopeDecision(scope, state, why, threshold)
             hold = next_hold(holds.get(scope), state.held, now, previous_sweep_at)

@@ -25,15 +25,14 @@ import queue
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from heartbeat.model import HeartbeatRequest
-from heartbeat.plan import FUTURE_TOLERANCE_SECONDS, Hold, ScopeSummary
-from heartbeat.plan import SweepState as SweepState  # one of the store's public names: what it saves
+from heartbeat.plan import FUTURE_TOLERANCE_SECONDS, Hold, ScopeSummary, SweepState
 from heartbeat.runners import Runner, Status, expires_at
 
 if TYPE_CHECKING:
@@ -545,7 +544,7 @@ class RunnerStore:
         )
 
     def service_time(self) -> float:
-        """The time by DynamoDB's clock (its answer's Date header, to the second): the service's time, not this machine's.
+        """The time by DynamoDB's clock (its answer's Date header, to the second), not this machine's.
 
         heartbeat-ops judges and sweeps on it, as the handler and the sweeper do on theirs.
         """

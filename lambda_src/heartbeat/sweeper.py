@@ -35,6 +35,7 @@ class SweepReport:
     stale: int  # silent past their threshold: flagged, or in grace
     flagged: int  # flagged by this sweep (a heartbeat may win the race for the others)
     in_grace: int  # past their threshold, not flagged: a hold, a new watch or a reset
+    scopes: dict[str, str] = field(default_factory=dict)  # each scope ("fleet", or a worker group): "state (why)"
     held: list[str] = field(default_factory=list)  # scopes held: "fleet", or a worker group's name
     partial: list[str] = field(default_factory=list)  # scopes mostly silent while the rest is heard
     short_thresholds: list[str] = field(default_factory=list)  # worker groups beating too slowly for their threshold
@@ -121,6 +122,7 @@ def sweep(
         stale=len(scanned.past_threshold),
         flagged=flagged,
         in_grace=in_grace,
+        scopes={_scope_label(s): f"{d.state.value} ({d.why})" for s, d in plan.scopes.items()},
         held=[_scope_label(s) for s in plan.held],
         partial=[_scope_label(s) for s, d in plan.scopes.items() if d.state is ScopeState.PARTIAL],
         short_thresholds=[_scope_label(s.worker_group) for s in plan.short_thresholds],
@@ -153,7 +155,11 @@ def _log_plan(plan: SweepPlan, override_guard: bool) -> None:
         logger.warning(
             "A threshold is under twice its worker group's beat period: the guard cannot tell our outage from "
             "deaths in time there",
-            extra={"workerGroup": short.worker_group, "staleAfterSeconds": short.threshold, "beatPeriod": round(short.period)},
+            extra={
+                "workerGroup": short.worker_group,
+                "staleAfterSeconds": short.threshold,
+                "beatPeriod": round(short.period),
+            },
         )
 
 

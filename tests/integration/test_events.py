@@ -17,7 +17,8 @@ from moto import mock_aws
 from heartbeat.config import Config
 from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher, iso
 from heartbeat.model import HeartbeatRequest
-from heartbeat.store import RunnerStore, SweepState
+from heartbeat.plan import SweepState
+from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 

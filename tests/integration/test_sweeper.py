@@ -10,8 +10,9 @@ import pytest
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
+from heartbeat.plan import SweepState
 from heartbeat.runners import Status
-from heartbeat.store import RunnerStore, SweepState
+from heartbeat.store import RunnerStore
 from heartbeat.sweeper import SweepReport, lambda_handler, sweep
 from tests.conftest import TABLE
 from tests.support import FakeClock, LambdaContext, heartbeat_event

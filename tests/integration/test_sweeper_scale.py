@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 
 from heartbeat.config import Config
 from heartbeat.model import HeartbeatRequest
+from heartbeat.plan import SweepState
 from heartbeat.runners import Runner, Status
-from heartbeat.store import RunnerStore, StoreError, SweepState, _item
+from heartbeat.store import RunnerStore, StoreError, _item
 from heartbeat.sweeper import sweep
 from tests.conftest import TABLE
 

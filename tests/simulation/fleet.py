@@ -40,8 +40,9 @@ from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.observability import logger
+from heartbeat.plan import SweepState
 from heartbeat.runners import Status
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, SweepState
+from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 from tests.support import LambdaContext, heartbeat_event
@@ -181,10 +182,7 @@ class Simulation:
         self.config = scenario.config()
         self.rng = random.Random(f"{scenario.name}/{size}/{seed}")  # noqa: S311 - a reproducible fleet, not a secret
         self.now = START
-        self.thresholds = {
-            g.name: self.config.stale_after_for(g.name)
-            for g in scenario.groups
-        }
+        self.thresholds = {g.name: self.config.stale_after_for(g.name) for g in scenario.groups}
         longest = max(self.thresholds.values())
         # The sweeper has been watching for a day (its state says so); the runners start beating at START,
         # spread over their period, so after one period and a minute the fleet has settled.

@@ -243,7 +243,8 @@ def test_the_typical_period_is_the_median_so_a_runner_back_from_a_gap_does_not_m
 
 
 def test_census_of_parts_merged_is_the_census_of_the_whole() -> None:
-    runners = fleet(7, {"a": T - 5000, "b": T - 3000}) + [R("f", T - 100, "fast", first_seen=T - 1800, heartbeat_count=11)]
+    fast = R("f", T - 100, "fast", first_seen=T - 1800, heartbeat_count=11)
+    runners = [*fleet(7, {"a": T - 5000, "b": T - 3000}), fast]
     whole = Census.of(runners, GROUPS, T)
     merged = Census.of(runners[:4], GROUPS, T).merge(Census.of(runners[4:], GROUPS, T))
     assert merged == whole
