@@ -355,7 +355,7 @@ def test_retire_of_a_flagged_runner_drops_its_owed_event(store: RunnerStore) -> 
 
 def test_before_the_sweepers_first_run_nothing_is_judged_by_guesswork(store: RunnerStore) -> None:
     store.client.delete_item(TableName=TABLE, Key={"taskrunnerId": {"S": "\uffffsweeper-state"}})
-    _, out, err = run("runners", "show", "runner-c")
+    _, out, _ = run("runners", "show", "runner-c")
     assert "staleAfterSeconds  -" in out.splitlines()
     assert "shownStatus        active" in out.splitlines()
     assert run("runners", "sweep") == (
