@@ -20,6 +20,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.signals import RetireOnSignals
+
 NAMESPACE = "TaskRunnerHeartbeat"
 SERVICE_DIMENSION = {"service": "taskrunner-heartbeat"}
 
@@ -114,6 +116,7 @@ class Monitoring(Construct):
         dead_letters: sqs.IQueue,
         sweep_interval_minutes: int,
         alarm_topic_arn: str | None,
+        signals: RetireOnSignals | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Alarm names start with the stack's name: unique per stack, and what the topic's and the
@@ -166,10 +169,11 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.BREACHING,
             ),
-            "SweepGuardTripped": at_least_one(
-                "SweepGuardTripped",
-                "The mass-staleness guard held flags back: most of the fleet or of a worker group went silent",
-                service_metric("SweepGuardTripped", five),
+            "SweepHeld": at_least_one(
+                "SweepHeld",
+                "The sweeper held the fleet or a worker group: nobody there was heard, which may be our own outage; "
+                "no runner of it is flagged (see the sweeper's log, and heartbeat-ops runners sweep --dry-run)",
+                service_metric("ScopesHeld", five),
             ),
             "SweeperDeadLetters": at_least_one(
                 "SweeperDeadLetters",
@@ -202,6 +206,12 @@ class Monitoring(Construct):
             self.alarms[f"{name}Throttles"] = at_least_one(
                 f"{name}Throttles", f"The {name.lower()} function was throttled", function.metric_throttles(period=five)
             )
+        if signals is not None:
+            self.alarms["RetireDeadLetters"] = at_least_one(
+                "RetireDeadLetters",
+                "A retire signal could not be handled (see its dead-letter queue): that runner will be flagged stale",
+                signals.dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
+            )
         action = cw_actions.SnsAction(self.topic)
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
@@ -223,9 +233,22 @@ class Monitoring(Construct):
                 width=12,
             ),
             cw.GraphWidget(
-                title="Sweeper: runners flagged stale, guard trips",
-                left=[service_metric("RunnersFlagged", five), service_metric("SweepGuardTripped", five)],
+                title="Sweeper: runners flagged stale, in grace, retired",
+                left=[
+                    service_metric("RunnersFlagged", five),
+                    service_metric("RunnersInGrace", five, "Maximum"),
+                    service_metric("RunnersRetired", five),
+                ],
                 right=[service_metric("RunnersExamined", five, "Maximum")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Sweeper: scopes held or partly silent; thresholds under twice their beat period",
+                left=[
+                    service_metric("ScopesHeld", five, "Maximum"),
+                    service_metric("ScopesPartial", five, "Maximum"),
+                    service_metric("ShortThresholds", five, "Maximum"),
+                ],
                 width=12,
             ),
             cw.GraphWidget(title=f"{front_door.label} errors (4XX, 5XX)", left=list(front_door.errors), width=12),

@@ -91,6 +91,7 @@ class DeploySettings:
     event_bus_name: str = "default"
     stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
     api_gateway_cloudwatch_role: bool = False
+    retire_on_signals: bool = False  # AWS's own signals (EC2, Auto Scaling, ECS) retire gone runners (infra/signals.py)
 
     @property
     def is_private(self) -> bool:
@@ -125,6 +126,7 @@ class DeploySettings:
             event_bus_name=_text(get("eventBusName")) or "default",
             stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
             api_gateway_cloudwatch_role=_bool(get, "apiGatewayCloudWatchRole", False),
+            retire_on_signals=_bool(get, "retireOnSignals", False),
         )
         settings._check()
         return settings

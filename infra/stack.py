@@ -15,6 +15,7 @@ from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
+from infra.signals import RetireOnSignals
 from infra.storage import RunnerTable
 
 # What each function's code calls on the table (lambda_src/heartbeat/store.py), and nothing more.
@@ -42,6 +43,8 @@ class HeartbeatStack(Stack):
             # subsegments (each DynamoDB call) cost about 200 ms of cold start: opt in with sdkTracing.
             "POWERTOOLS_TRACE_DISABLED": "false" if settings.sdk_tracing else "true",
             "EVENT_BUS_NAME": settings.event_bus_name,
+            # The sweeper judges a gap in its own watch by its schedule (heartbeat.plan).
+            "SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_minutes * 60),
         }
         if settings.stale_after_minutes_by_worker_group:
             environment["STALE_AFTER_BY_WORKER_GROUP"] = json.dumps(
@@ -69,7 +72,15 @@ class HeartbeatStack(Stack):
         sweeper.role.add_to_policy(iam.PolicyStatement(actions=["events:PutEvents"], resources=[self.event_bus_arn]))
         for function, actions in ((handler, HANDLER_TABLE_ACTIONS), (sweeper, SWEEPER_TABLE_ACTIONS)):
             function.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
-            if storage.key is not None:
+        signals = None
+        if settings.retire_on_signals:
+            signals = RetireOnSignals(
+                self, "RetireOnSignals", table_arn=table.table_arn, environment=environment, layer=layer,
+                log_retention=settings.log_retention,
+            )  # fmt: skip
+        functions = [handler, sweeper] + ([signals.function] if signals else [])
+        if storage.key is not None:
+            for function in functions:
                 storage.key.grant_encrypt_decrypt(function.role)
 
         front_door: HeartbeatApi | HeartbeatLoadBalancer
@@ -83,7 +94,7 @@ class HeartbeatStack(Stack):
         monitoring = Monitoring(
             self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
-            alarm_topic_arn=settings.alarm_topic_arn,
+            alarm_topic_arn=settings.alarm_topic_arn, signals=signals,
         )  # fmt: skip
 
         CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
@@ -96,24 +107,30 @@ class HeartbeatStack(Stack):
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
-        self._acknowledge_findings(handler, sweeper, schedule)
+        self._acknowledge_findings(functions, schedule, signals, customer_managed_key=storage.key is not None)
         if isinstance(front_door, HeartbeatApi):
             self._acknowledge_api_findings(front_door)
         else:
             self._acknowledge_load_balancer_findings(front_door)
-        if storage.key is not None:
-            for function in (handler, sweeper):
+
+    @staticmethod
+    def _acknowledge_findings(
+        functions: list[HeartbeatFunction],
+        schedule: SweepSchedule,
+        signals: RetireOnSignals | None,
+        *,
+        customer_managed_key: bool,
+    ) -> None:
+        """cdk-nag findings accepted on purpose, each on the one construct it concerns, with its reason."""
+        if customer_managed_key:
+            for function in functions:
                 for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
                     acknowledge(
                         function.role, f"AwsSolutions-IAM5[Action::{action}]",
                         "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
                         "scoped to that one key's ARN.",
                     )  # fmt: skip
-
-    @staticmethod
-    def _acknowledge_findings(handler: HeartbeatFunction, sweeper: HeartbeatFunction, schedule: SweepSchedule) -> None:
-        """cdk-nag findings accepted on purpose, each on the one construct it concerns, with its reason."""
-        for function in (handler, sweeper):
+        for function in functions:
             acknowledge(
                 function.function, "AwsSolutions-L1",
                 "Python 3.13 is pinned on purpose: it is the newest runtime the AWS-managed Powertools layer "
@@ -128,6 +145,11 @@ class HeartbeatStack(Stack):
             schedule.dead_letters, "AwsSolutions-SQS3",
             "This queue is itself the dead-letter queue of the sweeper's schedule and async invocations.",
         )  # fmt: skip
+        if signals is not None:
+            acknowledge(
+                signals.dead_letters, "AwsSolutions-SQS3",
+                "This queue is itself the dead-letter queue of the retire rules' targets and async invocations.",
+            )  # fmt: skip
 
     @staticmethod
     def _acknowledge_api_findings(api: HeartbeatApi) -> None:

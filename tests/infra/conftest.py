@@ -42,6 +42,7 @@ ALB = {
     "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
     "allowedSourceCidrs": "10.20.0.0/16,2001:db8::/56",
     "allowedSecurityGroupIds": "sg-0123456789abcdef0",
+    "retireOnSignals": "true",
 }
 # The one way to get a plain-HTTP listener: no certificate, and the explicit opt-in.
 ALB_PLAIN_HTTP = {

@@ -325,7 +325,7 @@ def test_sweeper_runs_on_schedule_and_failures_land_in_an_encrypted_queue(privat
 def test_alarms_cover_the_failure_modes_and_notify_the_topic(private: Synth) -> None:
     alarms = private.template.find_resources("AWS::CloudWatch::Alarm")
     by_metric = {a["Properties"].get("MetricName", "math"): a["Properties"] for a in alarms.values()}
-    assert {"5XXError", "SweepsCompleted", "SweepGuardTripped", "ApproximateNumberOfMessagesVisible", "Errors",
+    assert {"5XXError", "SweepsCompleted", "ScopesHeld", "ApproximateNumberOfMessagesVisible", "Errors",
             "Throttles", "math"} <= set(by_metric)  # fmt: skip
     assert "StaleEventsOwed" in by_metric
     assert len(alarms) == 10  # the six above, and errors + throttles for each function
@@ -383,10 +383,10 @@ def test_topic_policy_lets_cloudwatch_publish_beside_the_tls_only_deny(private: 
 
 
 def test_every_alarm_is_named_inside_the_pattern_the_policies_allow(private: Synth, alb: Synth) -> None:
-    for synth, stack_name in ((private, "TaskRunnerHeartbeat"), (alb, "HeartbeatAlb")):
+    for synth, stack_name, count in ((private, "TaskRunnerHeartbeat", 10), (alb, "HeartbeatAlb", 11)):
         alarms = synth.template.find_resources("AWS::CloudWatch::Alarm").values()
         names = [a["Properties"]["AlarmName"] for a in alarms]
-        assert len(names) == 10
+        assert len(names) == count  # the ALB example retires on signals: one more, on its dead letters
         assert all(name.startswith(f"{stack_name}-") for name in names), names
 
 
@@ -394,6 +394,9 @@ def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private:
     dashboard = only(private.template, "AWS::CloudWatch::Dashboard")
     body = str(dashboard["Properties"]["DashboardBody"])
     for metric in ("Invocations", "TerminateAnswers", "RunnersFlagged", "4XXError", "5XXError", "Latency", "p99"):
+        assert metric in body
+    # What makes a sweep's judgement visible: held and partly silent scopes, and thresholds too short for the beat.
+    for metric in ("ScopesHeld", "ScopesPartial", "ShortThresholds", "RunnersInGrace", "RunnersRetired"):
         assert metric in body
 
 
@@ -414,3 +417,69 @@ def test_private_api_gives_each_vpc_endpoints_alias_url(private: Synth, regional
         assert f"https://{json.dumps({'Ref': api_id})}-{vpce}.execute-api." in rendered
     assert rendered.count("/v1/") == 2
     assert regional.template.find_outputs("EndpointAliasUrls") == {}
+
+
+def test_every_function_knows_the_sweep_interval_it_runs_on(private: Synth, regional: Synth) -> None:
+    for synth, seconds in ((private, "300"), (regional, "120")):
+        _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
+        assert sweeper["Properties"]["Environment"]["Variables"]["SWEEP_INTERVAL_SECONDS"] == seconds
+
+
+# Retire on AWS's signals (opt-in)
+
+
+SIGNAL_PATTERNS = [
+    {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"],
+     "detail": {"state": ["terminated"]}},
+    {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
+    {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"], "detail": {"lastStatus": ["STOPPED"]}},
+]  # fmt: skip
+
+
+def test_retire_on_signals_is_off_unless_asked_for(private: Synth, regional: Synth) -> None:
+    for synth in (private, regional):
+        assert (
+            synth.template.find_resources(
+                "AWS::Lambda::Function", {"Properties": {"Handler": "heartbeat.signals.lambda_handler"}}
+            )
+            == {}
+        )
+
+
+def test_each_aws_signal_rule_matches_exactly_its_departures_and_invokes_the_retire_function(alb: Synth) -> None:
+    retire_id, _ = function(alb.template, "heartbeat.signals.lambda_handler")
+    rules = [
+        r["Properties"]
+        for r in alb.template.find_resources("AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    ]
+    def canonical(pattern: dict[str, Any]) -> str:
+        return json.dumps(pattern, sort_keys=True)
+
+    assert sorted(canonical(r["EventPattern"]) for r in rules) == sorted(canonical(p) for p in SIGNAL_PATTERNS)
+    for rule in rules:
+        assert "EventBusName" not in rule  # the default bus: where AWS services send their events
+        [target] = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [retire_id, "Arn"]}
+        assert "DeadLetterConfig" in target
+    # EventBridge may invoke the function for these three rules, and nothing else may.
+    permissions = [
+        p["Properties"] for p in alb.template.find_resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [retire_id, "Arn"]}
+    ]  # fmt: skip
+    assert len(permissions) == 3
+    rule_ids = {
+        i for i, r in alb.template.find_resources("AWS::Events::Rule").items() if "EventPattern" in r["Properties"]
+    }
+    for permission in permissions:
+        assert (permission["Action"], permission["Principal"]) == ("lambda:InvokeFunction", "events.amazonaws.com")
+        assert permission["SourceArn"]["Fn::GetAtt"][0] in rule_ids
+
+
+def test_the_retire_function_may_only_update_the_table(alb: Synth) -> None:
+    _, retire = function(alb.template, "heartbeat.signals.lambda_handler")
+    statements = role_statements(alb.template, retire["Properties"])
+    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem"}
+    [table_statement] = [s for s in statements if "dynamodb:UpdateItem" in str(s["Action"])]
+    assert "RunnersTable" in table_statement["Resource"]["Fn::GetAtt"][0]
+    assert actions_on(statements, "events:") == set()
