@@ -453,6 +453,7 @@ def test_each_aws_signal_rule_matches_exactly_its_departures_and_invokes_the_ret
         for r in alb.template.find_resources("AWS::Events::Rule").values()
         if "EventPattern" in r["Properties"]
     ]
+
     def canonical(pattern: dict[str, Any]) -> str:
         return json.dumps(pattern, sort_keys=True)
 
