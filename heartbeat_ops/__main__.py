@@ -27,12 +27,13 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
 from heartbeat.observability import logger
 from heartbeat.plan import SweepPlan, SweepState, Verdict, plan_sweep, scope_name
 from heartbeat.runners import Status
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
+from heartbeat.store import RunnerStore, StoreError, UnknownRunner
 from heartbeat.sweeper import scan, sweep
 from heartbeat_local.server import STALE_EVENTS_QUEUE
 from heartbeat_ops import view

@@ -18,12 +18,13 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, plan_sweep, scope_name
 from heartbeat.runners import Status
-from heartbeat.store import SWEEPER_CLIENT_CONFIG, RunnerStore, SweepCandidate
+from heartbeat.store import RunnerStore, SweepCandidate
 
 
 @dataclass(frozen=True)
