@@ -440,13 +440,16 @@ def plan_sweep(
             hold = next_hold(holds.get(scope), state.held, now, previous_sweep_at)
             if hold is not None:
                 holds[scope] = hold
+        # Right after our outage (a hold or a new watch within the longest threshold) every runner's average
+        # period includes the gap: the check waits until then rather than cry wolf.
+        recovering = bool(holds) or now - watching_since <= max(thresholds)
         for group, counts in census.groups.items():
             period = typical_period(counts)
             if period is None:
                 continue
             periods[group] = period
             threshold = config.stale_after_for(group)
-            if threshold < SHORT_THRESHOLD_RATIO * period:
+            if threshold < SHORT_THRESHOLD_RATIO * period and not recovering:
                 short.append(ShortThreshold(group, threshold, period))
     return SweepPlan(
         now=now,
@@ -465,8 +468,11 @@ def typical_period(counts: GroupCensus) -> float | None:
     """The median beat period of a worker group's runners, from firstSeen, lastSeen and heartbeatCount.
 
     A runner's own average inflates after a gap in its history (an outage, a restart); the
-    median over the group shrugs that off. Reported for the misconfiguration check only: the
-    guard judges silence by the threshold, the operator's statement of the beat.
+    median over the group shrugs off a few such runners, and plan_sweep skips the check for a
+    threshold after our own outage, when every runner's history has the gap (a young fleet's
+    averages stay inflated longer: its warning may come late or linger). Reported for the
+    misconfiguration check only: the guard judges silence by the threshold, the operator's
+    statement of the beat.
     """
     total = sum(counts.periods.values())
     if total < MIN_RUNNERS_FOR_PERIOD:

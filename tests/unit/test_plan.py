@@ -233,6 +233,13 @@ def test_a_threshold_under_twice_the_typical_beat_period_is_reported() -> None:
     assert plan.periods["etl"] == pytest.approx(900, rel=0.05)
 
 
+def test_no_short_threshold_is_reported_right_after_our_outage() -> None:
+    runners = [R(f"r-{i}", T - i, first_seen=T - 3 * 3600, heartbeat_count=4) for i in range(5)]  # a 2 h gap inside
+    held = SweepState(T - 300, T - 86_400, T - 298, holds={None: Hold(T - 3600, T - 600)})
+    assert plan_of(runners, previous=held).short_thresholds == ()
+    assert len(plan_of(runners).short_thresholds) == 1  # the same averages, with no outage of ours to explain them
+
+
 def test_the_typical_period_is_the_median_so_a_runner_back_from_a_gap_does_not_move_it() -> None:
     runners = [R(f"r-{i}", T, first_seen=T - 20 * PERIOD, heartbeat_count=21) for i in range(4)]
     runners.append(R("gap", T, first_seen=T - 100 * PERIOD, heartbeat_count=3))
