@@ -22,8 +22,6 @@ def _per_group(scenario: Scenario) -> Scenario:
             "groups": FAST,
             "stale_after_by_worker_group": FAST_THRESHOLDS,
             "die_group": (scenario.die_group[0], "fast") if scenario.die_group else None,
-            # a group with its own threshold is judged alone: dying whole, it is held until an override
-            "held_by_design": scenario.die_group is not None,
         }
     )
 
