@@ -20,16 +20,16 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.signals import RetireOnSignals
-
+# The functions' EMF metrics (lambda_src/heartbeat/observability.py) go to this namespace, with a `service`
+# dimension that is the stack's name (Powertools' POWERTOOLS_SERVICE_NAME, set by infra/functions.py):
+# CloudFormation keeps stack names unique in an account and region, so two stacks never read each other's.
 NAMESPACE = "TaskRunnerHeartbeat"
-SERVICE_DIMENSION = {"service": "taskrunner-heartbeat"}
 
 
-def service_metric(name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
-    """One of the handlers' EMF metrics (lambda_src/heartbeat/observability.py)."""
+def service_metric(service: str, name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
+    """One of this stack's functions' EMF metrics."""
     return cw.Metric(
-        namespace=NAMESPACE, metric_name=name, dimensions_map=SERVICE_DIMENSION, period=period, statistic=statistic
+        namespace=NAMESPACE, metric_name=name, dimensions_map={"service": service}, period=period, statistic=statistic
     )
 
 
@@ -116,9 +116,14 @@ class Monitoring(Construct):
         dead_letters: sqs.IQueue,
         sweep_interval_minutes: int,
         alarm_topic_arn: str | None,
-        signals: RetireOnSignals | None = None,
+        service: str,
+        retire_dead_letters: sqs.IQueue | None = None,  # infra/signals.py's, when it is deployed
     ) -> None:
         super().__init__(scope, construct_id)
+
+        def metric(name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
+            return service_metric(service, name, period, statistic)
+
         # Alarm names start with the stack's name: unique per stack, and what the topic's and the
         # key's policies match CloudWatch's aws:SourceArn against.
         prefix = f"{Stack.of(self).stack_name}-"
@@ -163,7 +168,7 @@ class Monitoring(Construct):
                 "SweeperNotRunning",
                 alarm_name=prefix + "SweeperNotRunning",
                 alarm_description="The sweeper has not completed a run: silent runners are not being flagged",
-                metric=service_metric("SweepsCompleted", sweep_window),
+                metric=metric("SweepsCompleted", sweep_window),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -173,7 +178,7 @@ class Monitoring(Construct):
                 "SweepHeld",
                 "The sweeper held the fleet or a worker group: nobody there was heard, which may be our own outage; "
                 "no runner of it is flagged (see the sweeper's log, and heartbeat-ops runners sweep --dry-run)",
-                service_metric("ScopesHeld", five),
+                metric("ScopesHeld", five),
             ),
             "SweeperDeadLetters": at_least_one(
                 "SweeperDeadLetters",
@@ -183,7 +188,7 @@ class Monitoring(Construct):
             "StaleEventsOwed": at_least_one(
                 "StaleEventsOwed",
                 "Stale events could not be published for three sweeps running (EventBridge)",
-                service_metric("StaleEventsOwed", five, "Minimum"),
+                metric("StaleEventsOwed", five, "Minimum"),
                 periods=3,
             ),
             "TableThrottles": at_least_one(
@@ -206,11 +211,11 @@ class Monitoring(Construct):
             self.alarms[f"{name}Throttles"] = at_least_one(
                 f"{name}Throttles", f"The {name.lower()} function was throttled", function.metric_throttles(period=five)
             )
-        if signals is not None:
+        if retire_dead_letters is not None:
             self.alarms["RetireDeadLetters"] = at_least_one(
                 "RetireDeadLetters",
                 "A retire signal could not be handled (see its dead-letter queue): that runner will be flagged stale",
-                signals.dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
+                retire_dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
             )
         action = cw_actions.SnsAction(self.topic)
         for alarm in self.alarms.values():
@@ -228,26 +233,26 @@ class Monitoring(Construct):
                 # handler no longer writes a metric line per heartbeat, only for the rare terminate answer.
                 left=[
                     handler.metric_invocations(period=minute, label="Heartbeats (handler invocations)"),
-                    service_metric("TerminateAnswers", minute),
+                    metric("TerminateAnswers", minute),
                 ],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Sweeper: runners flagged stale, in grace, retired",
                 left=[
-                    service_metric("RunnersFlagged", five),
-                    service_metric("RunnersInGrace", five, "Maximum"),
-                    service_metric("RunnersRetired", five),
+                    metric("RunnersFlagged", five),
+                    metric("RunnersInGrace", five, "Maximum"),
+                    metric("RunnersRetired", five),
                 ],
-                right=[service_metric("RunnersExamined", five, "Maximum")],
+                right=[metric("RunnersExamined", five, "Maximum")],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Sweeper: scopes held or partly silent; thresholds under twice their beat period",
                 left=[
-                    service_metric("ScopesHeld", five, "Maximum"),
-                    service_metric("ScopesPartial", five, "Maximum"),
-                    service_metric("ShortThresholds", five, "Maximum"),
+                    metric("ScopesHeld", five, "Maximum"),
+                    metric("ScopesPartial", five, "Maximum"),
+                    metric("ShortThresholds", five, "Maximum"),
                 ],
                 width=12,
             ),

@@ -41,12 +41,14 @@ class RetireOnSignals(Construct):
         environment: dict[str, str],
         layer: lambda_.ILayerVersion,
         log_retention: logs.RetentionDays,
+        service: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = HeartbeatFunction(
             self, "Retire", handler="heartbeat.signals.lambda_handler",
             description="Retires task runners whose host AWS reports gone", memory_size=256,
             timeout=Duration.seconds(10), environment=environment, layer=layer, log_retention=log_retention,
+            service=service,
         )  # fmt: skip
         self.function.role.add_to_policy(iam.PolicyStatement(actions=SIGNALS_TABLE_ACTIONS, resources=[table_arn]))
         self.dead_letters = sqs.Queue(
