@@ -45,6 +45,8 @@ def offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    # The deployed default is sigv4; a test of the environment-built handler that wants it sets it.
+    monkeypatch.setenv("AUTH_MODE", "none")
     default_dependencies.cache_clear()
     metrics.clear_metrics()
     yield

@@ -5,7 +5,8 @@ concerns lives in a module of its own:
 
 - ``table``: the table and its client, and how failures map to StoreError;
 - ``items``: the runner item codec and its keys (long ids, the store's reserved items);
-- ``heartbeats``: the heartbeat upsert;
+- ``heartbeats``: the heartbeat upsert, and binding runners to access keys;
+- ``keys``: the keys table (the access keys the service issued, and their runner counts);
 - ``scan``: the sweeper's parallel scan, and the operator's listing;
 - ``flags``: stale flags and their owed events;
 - ``operator``: an operator's terminate, reset and forget;
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from heartbeat.access_keys import AccessKey
 from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner
@@ -39,18 +41,31 @@ class RunnerStore:
     scan_segments: int = SCAN_SEGMENTS  # the sweeper's scan: segments read at once
     scan_page_limit: int | None = None  # items per Scan page, for tests; None: DynamoDB's 1 MB pages
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, keys_table_name: str | None = None
+    ) -> None:
         if client is None:
             import boto3
 
             client = boto3.client("dynamodb", config=CLIENT_CONFIG)
         self.table_name = table_name
         self.client = client
+        self.keys_table_name = keys_table_name
         self._table = Table(table_name, client)
 
-    def record_heartbeat(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
-        """Upsert the runner's record for a heartbeat received at now, and return it (heartbeats.record_heartbeat)."""
-        return heartbeats.record_heartbeat(self._table, request, now, retention_seconds)
+    def record_heartbeat(
+        self, request: HeartbeatRequest, now: float, retention_seconds: int, key: AccessKey | None = None
+    ) -> Runner:
+        """Upsert the runner's record for a heartbeat received at now, and return it (heartbeats.record_heartbeat).
+
+        With the key that signed it, the runner must be that key's (or become it, within its cap).
+        """
+        signer = None
+        if key is not None:
+            if not self.keys_table_name:
+                raise StoreError("a signed heartbeat needs the keys table to count its key's runners")
+            signer = heartbeats.Signer(key, self.keys_table_name)
+        return heartbeats.record_heartbeat(self._table, request, now, retention_seconds, signer)
 
     def get_runner(self, taskrunner_id: str) -> Runner | None:
         """The runner's record as stored, expired or not; None when there is none."""
