@@ -128,7 +128,7 @@ def test_aws_test_suite_request_with_another_body_is_refused() -> None:
 
 # A ReportTaskRunnerHeartbeat that botocore signed at 2026-11-24T12:00:00Z with an issued key, for the
 # REST API's stage path (/prod/) and for the load balancer's root: exactly the canonical events'.
-KEY_ID, SECRET = "HBAKEXAMPLEKEY000001", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+KEY_ID, SECRET = "HBAKEXAMPLEKEYABCDEF", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 NOW = at("20261124T120000Z")
 BODY = b'{"taskrunnerId": "runner-0001", "workerGroup": "etl-workers", "hostname": "ip-10-0-1-25.ec2.internal"}'
 BOTOCORE_SIGNED = {

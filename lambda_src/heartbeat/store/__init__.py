@@ -101,8 +101,14 @@ class RunnerStore:
         return operator.reset(self._table, taskrunner_id, now)
 
     def forget(self, taskrunner_id: str) -> None:
-        """Delete the runner's record."""
-        operator.forget(self._table, taskrunner_id)
+        """Delete the runner's record (and take it off its key's count)."""
+        operator.forget(self._table, taskrunner_id, self.keys_table_name)
+
+    def rebind(self, taskrunner_id: str, key: AccessKey, now: float) -> Runner:
+        """Move a live runner to another key, within that key's scope and cap (operator.RebindRefused otherwise)."""
+        if not self.keys_table_name:
+            raise StoreError("rebinding a runner needs the keys table")
+        return operator.rebind(self._table, self.keys_table_name, taskrunner_id, key, now)
 
     def load_sweep_state(self) -> SweepState | None:
         """The sweeper's state after its last completed run, if any."""
