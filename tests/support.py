@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import botocore.auth
 from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
@@ -146,21 +147,11 @@ def sign_event(
         )
     moment = datetime.datetime.fromtimestamp(at, datetime.UTC).replace(tzinfo=None)
     signer = botocore.auth.SigV4Auth(Credentials(key_id, secret), service, region)
-    with _signing_time(moment):
+    with mock.patch("botocore.auth.get_current_datetime", return_value=moment):  # botocore reads its clock there
         signer.add_auth(request)
     set_event_header(event, "X-Amz-Date", str(request.headers["X-Amz-Date"]))
     set_event_header(event, "Authorization", str(request.headers["Authorization"]))
     return event
-
-
-@contextlib.contextmanager
-def _signing_time(moment: datetime.datetime) -> Iterator[None]:
-    original = botocore.auth.get_current_datetime
-    botocore.auth.get_current_datetime = lambda: moment  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        botocore.auth.get_current_datetime = original  # type: ignore[assignment]
 
 
 def request_id_sent(event: dict[str, Any]) -> str | None:
