@@ -129,9 +129,16 @@ def create_keys_table(client: Any, table_name: str) -> None:
     )
 
 
-def create_keys_kms_key(kms: Any) -> str:
-    """A symmetric KMS key for sealing key secrets, as the stack's; returns its ARN."""
+def keys_kms_alias(table_name: str) -> str:
+    """The alias of make serve's KMS key, by which the handler and heartbeat-ops find it."""
+    return f"alias/{keys_table_name(table_name)}"
+
+
+def create_keys_kms_key(kms: Any, alias: str | None = None) -> str:
+    """A symmetric KMS key for sealing key secrets, as the stack's, under an alias if given; returns its ARN."""
     arn: str = kms.create_key(Description="Seals the access keys of make serve")["KeyMetadata"]["Arn"]
+    if alias:
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
     return arn
 
 
