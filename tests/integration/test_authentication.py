@@ -328,3 +328,59 @@ def test_keys_are_listed_without_their_secrets(authenticated: Authenticated) -> 
     assert issued.secret_access_key not in repr(listed)
     raw = authenticated.dynamodb.scan(TableName=authenticated.keys.name)["Items"]
     assert issued.secret_access_key.encode() not in json.dumps(raw, default=repr).encode()
+
+
+# The sweeper's census: expired records free their key's slots; counts err high, never low.
+
+
+def test_an_expired_runner_frees_its_key_s_slot_at_the_next_sweep(
+    authenticated: Authenticated, make_event: EventFactory
+) -> None:
+    from heartbeat.sweeper import sweep
+
+    issued = authenticated.issue(max_runners=1)
+    assert beat(authenticated, make_event, issued, "r-1")[0] == 200
+    authenticated.clock.advance(authenticated.config.retention_seconds + 1)  # r-1's record has expired
+    refused(beat(authenticated, make_event, issued, "r-2"), "LimitExceededException")
+    sweep(authenticated.store, authenticated.config, authenticated.clock.now)
+    assert authenticated.stored_key(issued.key.access_key_id).runner_count == 0
+    assert beat(authenticated, make_event, issued, "r-2")[0] == 200
+    sweep(authenticated.store, authenticated.config, authenticated.clock.advance(300))
+    key = authenticated.stored_key(issued.key.access_key_id)
+    assert (key.runner_count, key.last_seen) == (1, authenticated.clock.now - 300)  # last use, as the sweep saw it
+
+
+def test_a_runner_bound_during_the_census_scan_is_counted_high_never_missed(
+    authenticated: Authenticated, make_event: EventFactory
+) -> None:
+    issued = authenticated.issue()
+    assert beat(authenticated, make_event, issued, "r-1")[0] == 200
+    census = authenticated.store.begin_key_census()
+    assert census is not None
+    assert beat(authenticated, make_event, issued, "r-2")[0] == 200  # bound after the census began...
+    list(authenticated.store.sweep_candidates(authenticated.clock.now, census))  # ... and seen by its scan
+    authenticated.store.record_key_census(census)
+    assert authenticated.stored_key(issued.key.access_key_id).runner_count == 3  # high until the next census
+    census = authenticated.store.begin_key_census()
+    assert census is not None
+    list(authenticated.store.sweep_candidates(authenticated.clock.now, census))
+    authenticated.store.record_key_census(census)
+    assert authenticated.stored_key(issued.key.access_key_id).runner_count == 2
+
+
+def test_the_census_leaves_the_sweep_s_candidates_as_they_were(authenticated: Authenticated) -> None:
+    from heartbeat.model import HeartbeatRequest
+
+    issued = authenticated.issue()
+    for runner_id in ("a", "b"):
+        authenticated.store.record_heartbeat(
+            HeartbeatRequest(runner_id, "etl"), authenticated.clock.now, 3600, key=issued.key
+        )
+    authenticated.store.request_terminate("b", by="ops", reason=None, now=authenticated.clock.now)
+    census = authenticated.store.begin_key_census()
+    with_census = list(authenticated.store.sweep_candidates(authenticated.clock.now, census))
+    without = list(authenticated.store.sweep_candidates(authenticated.clock.now))
+    assert with_census == without
+    assert [c.taskrunner_id for c in without] == ["a"]
+    assert census is not None
+    assert census.live[issued.key.access_key_id] == 2  # the terminating runner still holds its slot

@@ -25,6 +25,7 @@ from heartbeat.runners import Runner
 from heartbeat.store import flags, heartbeats, operator, scan, sweep_state
 from heartbeat.store.items import address, to_runner
 from heartbeat.store.items import taskrunner_id as item_taskrunner_id
+from heartbeat.store.keys import KeyCensus, KeyTable
 from heartbeat.store.scan import SweepCandidate
 from heartbeat.store.sweep_state import SweepState
 from heartbeat.store.table import StoreError, Table, UnknownRunner
@@ -76,9 +77,24 @@ class RunnerStore:
         item = self._table.request("get_item", Key=where.key, ConsistentRead=True).get("Item")
         return to_runner(item) if item and item_taskrunner_id(item) == taskrunner_id else None
 
-    def sweep_candidates(self, now: float) -> Iterator[SweepCandidate]:
-        """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed)."""
-        return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit)
+    def sweep_candidates(self, now: float, census: KeyCensus | None = None) -> Iterator[SweepCandidate]:
+        """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed).
+
+        With a census (begin_key_census), the scan also counts each key's live runners.
+        """
+        return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit, census)
+
+    def begin_key_census(self) -> KeyCensus | None:
+        """Before a sweep's scan: each key's registrations so far (None without a keys table)."""
+        if not self.keys_table_name:
+            return None
+        return KeyCensus(KeyTable(self.keys_table_name, self.client).registrations())
+
+    def record_key_census(self, census: KeyCensus) -> None:
+        """After the scan: each key's runner count and last heartbeat, as counted (store.keys: Counting runners)."""
+        keys = KeyTable(self.keys_table_name or "", self.client)
+        for access_key_id, before in census.registrations_before.items():
+            keys.recount(access_key_id, census.live[access_key_id], before, census.last_seen.get(access_key_id))
 
     def runners(self) -> Iterator[Runner]:
         """Every runner record, page by page (never the whole table in memory)."""

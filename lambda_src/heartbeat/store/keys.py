@@ -21,8 +21,9 @@ only high, never low, and the cap is never exceeded.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -95,6 +96,21 @@ def to_key(item: dict[str, Any]) -> AccessKey:
 
 def to_stored(item: dict[str, Any]) -> StoredKey:
     return StoredKey(to_key(item), bytes(item["secretCiphertext"]["B"]))
+
+
+@dataclass
+class KeyCensus:
+    """One sweep's count of each key's live runners (see KeyTable.recount), begun before its scan."""
+
+    registrations_before: dict[str, int]
+    live: Counter[str] = field(default_factory=Counter)
+    last_seen: dict[str, float] = field(default_factory=dict)
+
+    def saw(self, access_key_id: str, last_seen: float) -> None:
+        """A live runner bound to the key, seen by the scan."""
+        self.live[access_key_id] += 1
+        if last_seen > self.last_seen.get(access_key_id, 0.0):
+            self.last_seen[access_key_id] = last_seen
 
 
 class KeyTable:
