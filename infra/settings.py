@@ -23,6 +23,7 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 ENDPOINT_TYPES = ("private", "regional", "alb")
+AUTH_MODES = ("sigv4", "none")  # -c auth=...: the first is the default (heartbeat.config.AuthMode's values)
 DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
 # Ranges a regional API never sees as aws:SourceIp: it is the caller's public address (private,
 # shared and link-local ranges are translated before they reach AWS; loopback never leaves a host),
@@ -91,6 +92,12 @@ class DeploySettings:
     event_bus_name: str = "default"
     stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
     api_gateway_cloudwatch_role: bool = False
+    auth: str = AUTH_MODES[0]
+
+    @property
+    def authenticates(self) -> bool:
+        """Heartbeats are signed with keys the stack issues (-c auth=sigv4, the default)."""
+        return self.auth == "sigv4"
 
     @property
     def is_private(self) -> bool:
@@ -125,6 +132,7 @@ class DeploySettings:
             event_bus_name=_text(get("eventBusName")) or "default",
             stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
             api_gateway_cloudwatch_role=_bool(get, "apiGatewayCloudWatchRole", False),
+            auth=(_text(get("auth")) or AUTH_MODES[0]).lower(),
         )
         settings._check()
         return settings
@@ -158,6 +166,11 @@ class DeploySettings:
         if self.table_encryption not in ("aws-owned", "customer-managed"):
             raise SettingsError(
                 f"tableEncryption must be 'aws-owned' or 'customer-managed', got {self.table_encryption!r}"
+            )
+        if self.auth not in AUTH_MODES:
+            raise SettingsError(
+                f"auth must be 'sigv4' (heartbeats signed with keys the stack issues, the default) or 'none' "
+                f"(network-only: anyone who can reach the endpoint can write any runner), got {self.auth!r}"
             )
         if self.alarm_topic_arn is not None and not _TOPIC_ARN.match(self.alarm_topic_arn):
             raise SettingsError(f"alarmTopicArn: {self.alarm_topic_arn!r} is not an SNS topic ARN")
