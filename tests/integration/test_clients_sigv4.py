@@ -297,3 +297,39 @@ def test_the_js_sdk_v3_names_each_error(endpoint: LocalProcess, key: Credentials
     for runner_id in ("js-unsigned", "js-malformed", "js-unissued", "js-wrong", "js-expired", "js-scope"):
         assert stored(endpoint, runner_id) is None
     assert stored(endpoint, "js-capped-second") is None
+
+
+# The three attacks against make serve: an outsider without a key, and an insider with one of its own.
+
+
+def test_attacks_against_make_serve_change_nothing_of_the_fleet(endpoint: LocalProcess) -> None:
+    fleet = issue(endpoint, "--worker-group", "etl", "--worker-group", "fast")
+    insider = issue(endpoint, "--worker-group", "batch", "--max-runners", "5")
+    runner = datapipeline(endpoint, fleet)
+    runner.report_task_runner_heartbeat(taskrunnerId="victim-1", workerGroup="etl", hostname="h")
+    victim = stored(endpoint, "victim-1")
+    outsider = datapipeline(endpoint, None, attempts=1, signature_version=UNSIGNED)
+    own_key = datapipeline(endpoint, insider, attempts=1)
+    codes: dict[str, int] = {}
+
+    def attempt(client: Any, **body: Any) -> None:
+        try:
+            client.report_task_runner_heartbeat(**body)
+            codes["answered"] = codes.get("answered", 0) + 1
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            codes[code] = codes.get(code, 0) + 1
+
+    for n in range(101):  # blind the sweeper: never-seen ids
+        attempt(outsider, taskrunnerId=f"ghost-{n}", workerGroup="etl")
+        attempt(own_key, taskrunnerId=f"insider-ghost-{n}", workerGroup="batch")
+    for client in (outsider, own_key):
+        attempt(client, taskrunnerId="victim-1", workerGroup="etl")  # keep a dead runner alive
+        attempt(client, taskrunnerId="victim-1", workerGroup="fast")  # move it to a short threshold
+    assert codes == {
+        "MissingAuthenticationTokenException": 103, "answered": 5, "LimitExceededException": 96,
+        "AccessDeniedException": 2,
+    }  # fmt: skip
+    assert stored(endpoint, "victim-1") == victim
+    assert all(stored(endpoint, f"ghost-{n}") is None for n in range(101))
+    assert sum(stored(endpoint, f"insider-ghost-{n}") is not None for n in range(101)) == 5
