@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -143,7 +143,10 @@ def verify(
     key = lookup(authorization.access_key_id)
     if key is None:
         raise UnrecognizedClientException(INVALID_TOKEN_MESSAGE)
-    expected = expected_signature(request, authorization, key.secret_access_key, amz_date)
+    try:
+        expected = expected_signature(request, authorization, key.secret_access_key, amz_date)
+    except UnicodeError:  # a lone surrogate in a header or the path: no client signed that
+        raise InvalidSignatureException(MISMATCH_MESSAGE) from None
     if not hmac.compare_digest(expected.encode(), authorization.signature.encode("utf-8", "surrogatepass")):
         raise InvalidSignatureException(MISMATCH_MESSAGE)
     return key
@@ -218,19 +221,42 @@ class _AsSigned(SigV4Auth):
         self._payload_hash = hashlib.sha256(request.body).hexdigest()
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        headers = HTTPHeaders()
+        headers = _SignedHeaders()
         for name, value in self._request.headers:
             lowered = name.lower()
             if lowered in self._signed:
                 # The payload's own hash stands for the header's claim: a body that does not match it
                 # then fails as a mismatch, exactly as a changed body does.
-                headers[lowered] = self._payload_hash if lowered == "x-amz-content-sha256" else value
+                headers.add(lowered, self._payload_hash if lowered == "x-amz-content-sha256" else value)
         if "content-length" in self._signed and "content-length" not in headers:
-            headers["content-length"] = str(len(self._request.body))
-        return headers
+            headers.add("content-length", str(len(self._request.body)))
+        return headers  # type: ignore[return-value]
 
     def payload(self, request: AWSRequest) -> str:
         return self._payload_hash
+
+
+class _SignedHeaders:
+    """The signed headers as botocore's canonical_headers reads them (names, then each name's values).
+
+    Not botocore's HTTPHeaders, an email.message: it turns a value outside ASCII into a Header object,
+    which botocore's canonical form cannot join; here every value stays the string received.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[str]] = {}
+
+    def add(self, name: str, value: str) -> None:
+        self._values.setdefault(name, []).append(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def get_all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
 
 
 def _parse_amz_date(amz_date: str) -> float:

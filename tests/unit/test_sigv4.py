@@ -347,3 +347,10 @@ def test_an_unknown_key_is_an_unrecognized_client() -> None:
 def test_a_session_token_is_an_unrecognized_client_since_none_is_issued() -> None:
     request = heartbeat(extra=(("X-Amz-Security-Token", "FwoGZXIvYXdzE"),))
     assert refused(request, UnrecognizedClientException) == "The security token included in the request is invalid."
+
+
+@pytest.mark.parametrize("value", ["caf\u00e9", "\ud800", "\x00", "\u2028"])
+def test_a_signed_header_outside_ascii_is_a_mismatch_never_a_crash(value: str) -> None:
+    request = heartbeat(signed="content-type;host;my-header;x-amz-date;x-amz-target", extra=(("My-Header", value),))
+    with pytest.raises(InvalidSignatureException):
+        verify(request, Lookups(KEY_ID, SECRET), NOW)
