@@ -25,7 +25,7 @@ import boto3
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bench import sweeper
+from bench import auth, sweeper
 from bench.canned import RUNNER_ATTRIBUTES, Attempts, CannedDynamoDB, canned_endpoint
 from bench.capacity import item_size, write_units
 from bench.logbytes import log_bytes
@@ -392,6 +392,7 @@ def print_table(results: dict[str, Any]) -> None:
               f" events, {row['billed_bytes']} B with {logs['event_overhead_bytes']} B an event"
               " (target: <= 250 B)")  # fmt: skip
     print(f"   at system log level INFO Lambda would add {logs['platform_at_info_bytes']} a heartbeat")
+    auth.print_section(results["auth"])
     print("\n5. Local endpoint (make serve) with N concurrent boto3 clients")
     for row in results["local_endpoint"]["levels"]:
         print(f"   {row['clients']:>2} clients  {row['kind']:<16} {row['per_second']:7.1f}/s"
@@ -435,6 +436,8 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "dynamodb_attempts_per_heartbeat": sum(steady["requests"].values()),
         "item_bytes": steady["item_bytes"],
         "handler_ms_p50": {shape: canned[f"handler_{shape}_ms"]["p50"] for shape in ("rest", "alb")},
+        # What verifying a signature adds to a steady heartbeat (AUTH_MODE=sigv4, the deployed default).
+        "auth_added_ms_p50": {shape: results["auth"]["handler"][shape]["added_p50_ms"] for shape in ("rest", "alb")},
         "cold_start_ratio": results["cold_start"]["ratio"],
         "log_bytes_per_heartbeat": {
             shape: row["billed_bytes"] for shape, row in results["log_bytes"]["per_heartbeat"].items()
@@ -459,6 +462,7 @@ def main() -> int:
     results["cold_start"] = cold_start(2 if QUICK else 9)
     results["log_bytes"] = log_bytes()
     results["sweeper"] = sweeper.scale(QUICK)
+    results["auth"] = {"requests": auth.requests_per_heartbeat(), "handler": auth.handler_time(300 if QUICK else 5000)}
     results["local_endpoint"] = endpoint_throughput([1, 8, 32] if not QUICK else [1, 8], 40 if QUICK else 640)
     results["seconds"] = time.perf_counter() - started
     print_table(results)
@@ -468,6 +472,7 @@ def main() -> int:
     figures_out.write_text(json.dumps(figures(results), indent=2) + "\n")
     print(f"\nWrote {out} and {figures_out} in {results['seconds']:.0f} s")
     problems = check_counts(results["requests"]) + check_log_bytes(results["log_bytes"])
+    problems += auth.check(results["auth"]["requests"])
     for problem in problems:
         print(f"COUNT MISMATCH: {problem}", file=sys.stderr)
     return 1 if problems else 0
