@@ -38,7 +38,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 constraints:
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
 	.venv-pin/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	{ head -2 constraints.txt; .venv-pin/bin/pip freeze; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	{ head -2 constraints.txt; .venv-pin/bin/pip freeze --all --exclude pip; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 	rm -rf .venv-pin
 
 node_modules/.installed: package.json package-lock.json
