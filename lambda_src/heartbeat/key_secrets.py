@@ -37,12 +37,17 @@ class KeySecrets:
     """Seals and opens key secrets with one KMS key. Give it a client to use another endpoint."""
 
     def __init__(self, kms_key_id: str | None, client: Any = None) -> None:
-        if client is None:
+        self.kms_key_id = kms_key_id
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The KMS client, made on first use: a steady heartbeat never opens a secret, so a cold start need not."""
+        if self._client is None:
             import boto3
 
-            client = boto3.client("kms", config=CLIENT_CONFIG)
-        self.kms_key_id = kms_key_id
-        self.client = client
+            self._client = boto3.client("kms", config=CLIENT_CONFIG)
+        return self._client
 
     def seal(self, access_key_id: str, secret: str) -> bytes:
         """The secret encrypted for this access key id alone."""

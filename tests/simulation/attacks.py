@@ -65,7 +65,7 @@ class AttackOutcome:
     live_told_to_terminate: int = 0
     attacker_answered: int = 0  # attacker requests answered 200
     attacker_refused: dict[str, int] = field(default_factory=dict)  # error code -> count
-    attacker_records: int = 0  # blind: ghost records stored; move: victims whose record says "fast"
+    attacker_records: int = 0  # records of ids the fleet never had (the blinding ghosts) left in the table
 
     @property
     def no_effect(self) -> bool:
@@ -240,12 +240,7 @@ class AttackSimulation:
             self.outcome.deaths += 1
             if record is not None and record.status == Status.STALE.value and (record.stale_at or 0) >= runner.dies_at:
                 self.outcome.deaths_flagged += 1
-        if self.attack == "blind":
-            self.outcome.attacker_records = len([i for i in self.attacker_ids if i in records and i not in fleet])
-        elif self.attack == "move":
-            victims = self.runners[: self._victim_count()]
-            moved = [r for r in victims if (rec := records.get(r.taskrunner_id)) and rec.worker_group == "fast"]
-            self.outcome.attacker_records = len(moved)
+        self.outcome.attacker_records = len([i for i in self.attacker_ids if i in records and i not in fleet])
 
 
 def main() -> int:

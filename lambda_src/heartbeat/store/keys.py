@@ -16,7 +16,9 @@ registration stores nothing. An operator's forget or rebind takes its runner off
 the same way. A record that expires (DynamoDB's TTL deletes it silently) is taken off by the
 sweeper's census (``recount``), which also corrects any other drift: it counts each key's live
 runners in its scan and adds the registrations made since the scan began, so the count errs
-only high, never low, and the cap is never exceeded.
+high (a runner bound during the scan may count twice until the next census). One caveat: the
+scan is eventually consistent, so a runner bound in the instant before the census began could
+be missed once, and the key then exceed its cap by that runner until the next census.
 """
 
 from __future__ import annotations
