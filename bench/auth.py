@@ -142,7 +142,7 @@ def check(result: dict[str, Any]) -> list[str]:
 
 
 def print_section(result: dict[str, Any]) -> None:
-    print("\n7. Authentication (AUTH_MODE=sigv4): extra requests, and the handler time verification adds")
+    print("\n8. Authentication (AUTH_MODE=sigv4): extra requests, and the handler time verification adds")
     for row in result["requests"]["paths"]:
         requests = ", ".join(f"{n} {op}" for op, n in row["requests"].items())
         kms = ", ".join(f"{n} KMS {op}" for op, n in row["kms"].items()) or "no KMS call"

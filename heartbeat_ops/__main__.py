@@ -474,7 +474,7 @@ def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err:
 
 def _credentials_message(error: Exception) -> str:
     if isinstance(error, NoRegionError):
-        return "no AWS region: pass --region or set AWS_REGION"
+        return "no AWS region: pass --region or set AWS_DEFAULT_REGION (boto3 does not read AWS_REGION)"
     return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 
 

@@ -7,16 +7,18 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.access_keys import AccessKeyStore
 from infra.alb import HeartbeatLoadBalancer
-from infra.api import HeartbeatApi
+from infra.api import STAGE, HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
 from infra.storage import RunnerTable
+from infra.tracing import TraceSampling
 
 # What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
 HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
@@ -30,7 +32,7 @@ class HeartbeatStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         storage = RunnerTable(
             self, "Runners", customer_managed_key=settings.table_encryption == "customer-managed",
-            retain=settings.retain_data,
+            retain=settings.retain_data, provisioned=settings.is_provisioned,
         )  # fmt: skip
         table = storage.table
         layer = powertools_layer(self, settings.powertools_layer_arn)
@@ -44,16 +46,7 @@ class HeartbeatStack(Stack):
             "POWERTOOLS_TRACE_DISABLED": "false" if settings.sdk_tracing else "true",
             "EVENT_BUS_NAME": settings.event_bus_name,
         }
-        # Authentication (-c auth=sigv4, the default): keys the stack issues, their secrets sealed under KMS.
-        keys = (
-            AccessKeyStore(self, "AccessKeys", retain=settings.retain_data, table_key=storage.key)
-            if settings.authenticates
-            else None
-        )
-        environment["AUTH_MODE"] = settings.auth
-        if keys is not None:
-            environment["KEYS_TABLE_NAME"] = keys.table.table_name
-            environment["KEYS_KMS_KEY_ID"] = keys.key.key_arn
+        keys = self._access_keys(settings, storage, environment)
         if settings.stale_after_minutes_by_worker_group:
             environment["STALE_AFTER_BY_WORKER_GROUP"] = json.dumps(
                 {group: minutes * 60 for group, minutes in settings.stale_after_minutes_by_worker_group}
@@ -64,14 +57,17 @@ class HeartbeatStack(Stack):
         handler = HeartbeatFunction(
             self, "Handler", handler="heartbeat.handler.lambda_handler",
             description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
+            # Behind a load balancer nothing upstream takes X-Ray's sampling decision: traceSampling=0 traces none.
+            tracing=lambda_.Tracing.PASS_THROUGH if settings.is_alb and settings.trace_sampling == 0
+            else lambda_.Tracing.ACTIVE,
         )  # fmt: skip
         # 1,769 MB (one full vCPU) and 5 minutes: a sweep scans the whole fleet in parallel segments and its
         # CPU (parsing the pages) is what bounds it; README, Sweeper scale: 10M runners in under 3 minutes.
         sweeper = HeartbeatFunction(
             self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
             description="Flags task runners that went silent", memory_size=1769, timeout=Duration.minutes(5),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
         )  # fmt: skip
         # The sweeper publishes one stale event per flagged runner, to this bus only.
         self.event_bus_arn = self.format_arn(
@@ -91,16 +87,22 @@ class HeartbeatStack(Stack):
             front_door = HeartbeatLoadBalancer(self, "LoadBalancer", handler=handler.function, settings=settings)
         else:
             front_door = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
+            if settings.trace_sampling is not None:
+                TraceSampling(
+                    self, "TraceSampling", stage_service_name=f"{front_door.api.rest_api_name}/{STAGE}",
+                    share=settings.trace_sampling,
+                )  # fmt: skip
         schedule = SweepSchedule(
             self, "Sweep", sweeper=sweeper.function, interval_minutes=settings.sweep_interval_minutes
         )
         monitoring = Monitoring(
             self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
-            alarm_topic_arn=settings.alarm_topic_arn,
+            alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
         )  # fmt: skip
 
-        self._outputs(settings, front_door, table, keys, monitoring)
+        self._outputs(front_door, settings, table_name=table.table_name, keys=keys, monitoring=monitoring)
+
         self._acknowledge_findings(handler, sweeper, schedule)
         if isinstance(front_door, HeartbeatApi):
             self._acknowledge_api_findings(front_door, settings.authenticates)
@@ -115,22 +117,44 @@ class HeartbeatStack(Stack):
                         "scoped to that one key's ARN.",
                     )  # fmt: skip
 
+    def _access_keys(
+        self, settings: DeploySettings, storage: RunnerTable, environment: dict[str, str]
+    ) -> AccessKeyStore | None:
+        """Authentication (-c auth=sigv4, the default): keys the stack issues, their secrets sealed under KMS.
+
+        Both functions are told the mode (and with sigv4, where the keys are) through environment.
+        """
+        environment["AUTH_MODE"] = settings.auth
+        if not settings.authenticates:
+            return None
+        keys = AccessKeyStore(self, "AccessKeys", retain=settings.retain_data, table_key=storage.key)
+        environment["KEYS_TABLE_NAME"] = keys.table.table_name
+        environment["KEYS_KMS_KEY_ID"] = keys.key.key_arn
+        return keys
+
     def _outputs(
-        self,
-        settings: DeploySettings,
-        front_door: HeartbeatApi | HeartbeatLoadBalancer,
-        table: Any,
-        keys: AccessKeyStore | None,
-        monitoring: Monitoring,
-    ) -> None:
-        """What the operator and heartbeat-ops --stack read from the deployed stack."""
-        CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
+        self, front_door: HeartbeatApi | HeartbeatLoadBalancer, settings: DeploySettings, *, table_name: str,
+        keys: AccessKeyStore | None, monitoring: Monitoring,
+    ) -> None:  # fmt: skip
+        """What an operator needs after a deploy, and heartbeat-ops --stack reads: where clients call, where to look."""
+        if front_door.url is not None:
+            CfnOutput(
+                self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients"
+            )
+        if isinstance(front_door, HeartbeatLoadBalancer) and (front_door.domain_name or front_door.scheme == "https"):
+            name = front_door.domain_name or "a name your certificate covers"
+            why = ": clients verify the certificate against the name they call" if front_door.scheme == "https" else ""
+            CfnOutput(
+                self, "LoadBalancerDnsName", value=front_door.load_balancer.load_balancer_dns_name,
+                description=f"Point {name} at this name (a CNAME, or an alias record in a private hosted zone your "
+                f"runners resolve){why}",
+            )  # fmt: skip
         if isinstance(front_door, HeartbeatApi) and settings.is_private:
             CfnOutput(
                 self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
                 description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
             )  # fmt: skip
-        CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
+        CfnOutput(self, "TableName", value=table_name, description="The runners table")
         CfnOutput(self, "AuthMode", value=settings.auth, description="How heartbeats are authenticated")
         if keys is not None:
             CfnOutput(self, "KeysTableName", value=keys.table.table_name, description="The access keys table")
