@@ -15,7 +15,13 @@ import subprocess
 import sys
 
 from heartbeat_local.children import Child
-from heartbeat_local.server import STALE_EVENTS_QUEUE, ServeSettings, SettingError
+from heartbeat_local.server import (
+    STALE_EVENTS_QUEUE,
+    ServeSettings,
+    SettingError,
+    keys_kms_alias,
+    keys_table_name,
+)
 
 BACKLOG = 1024  # clients that connect together wait for an environment instead of being reset
 
@@ -72,11 +78,21 @@ def main() -> int:
 
 
 def _check_handler_config(settings: ServeSettings) -> None:
-    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here."""
-    from heartbeat.config import Config, ConfigError
+    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here.
 
+    AUTH_MODE defaults to none here (the deployed stack's default is sigv4), so that a first
+    `make serve` answers unsigned clients; with sigv4 the embedded store holds a keys table and
+    a KMS key of its own, which `heartbeat-ops keys create --endpoint-url ...` issues keys from.
+    """
+    from heartbeat.config import AuthMode, Config, ConfigError
+
+    os.environ.setdefault("AUTH_MODE", AuthMode.NONE.value)
+    if settings.dynamodb_endpoint is None:
+        os.environ.setdefault("KEYS_TABLE_NAME", keys_table_name(settings.table_name))
+        os.environ.setdefault("KEYS_KMS_KEY_ID", keys_kms_alias(settings.table_name))
     try:
-        Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        config = Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        config.require_keys()
     except ConfigError as error:
         raise SettingError(str(error)) from None
 
@@ -101,7 +117,7 @@ def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, s
         raise SystemExit("make serve: the embedded store did not start (see above)")
     endpoint, queue = ready
     # botocore's per-service variables: EventBridge's is _EVENTBRIDGE (its service id), not _EVENTS.
-    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS"):
+    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS", "KMS"):
         os.environ[f"AWS_ENDPOINT_URL_{service}"] = endpoint
     return endpoint, queue
 
@@ -116,11 +132,21 @@ def _announce(settings: ServeSettings, url: str, dynamodb: str, queue: str | Non
         lines.append(f"Sweeper: every {settings.sweep_interval_seconds:g}s")
     if queue is not None:
         lines.append(f"Stale events: EventBridge -> SQS queue {STALE_EVENTS_QUEUE}")
-    lines += [
-        "Try: .venv/bin/aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 "
-        f"--endpoint-url {url} --region us-east-1 --no-sign-request",
-        f"     .venv/bin/heartbeat-ops runners list --endpoint-url {dynamodb} --table {settings.table_name}",
-    ]
+    where = f"--endpoint-url {dynamodb} --table {settings.table_name}"
+    if os.environ.get("AUTH_MODE") == "sigv4":
+        lines += [
+            "Authentication: sigv4 (heartbeats must be signed with a key issued here)",
+            f"Try: .venv/bin/heartbeat-ops keys create {where}",
+            "     then sign with it: AWS_ACCESS_KEY_ID=<id> AWS_SECRET_ACCESS_KEY=<secret> .venv/bin/aws datapipeline "
+            f"report-task-runner-heartbeat --taskrunner-id r-1 --endpoint-url {url} --region us-east-1",
+        ]
+    else:
+        lines += [
+            "Authentication: none (AUTH_MODE=sigv4 to verify signatures)",
+            "Try: .venv/bin/aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 "
+            f"--endpoint-url {url} --region us-east-1 --no-sign-request",
+        ]
+    lines.append(f"     .venv/bin/heartbeat-ops runners list {where}")
     if queue is not None:
         lines.append(f"     .venv/bin/heartbeat-ops events --endpoint-url {dynamodb}")
     print("\n".join(lines), flush=True)

@@ -112,6 +112,36 @@ def create_table(client: Any, table_name: str) -> None:
     )
 
 
+def keys_table_name(table_name: str) -> str:
+    """make serve's keys table: the runners table's name and "-keys"."""
+    return f"{table_name}-keys"
+
+
+def create_keys_table(client: Any, table_name: str) -> None:
+    """The keys table as the stack defines it: on-demand, keyed on accessKeyId."""
+    from heartbeat.store.keys import PARTITION_KEY
+
+    client.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def keys_kms_alias(table_name: str) -> str:
+    """The alias of make serve's KMS key, by which the handler and heartbeat-ops find it."""
+    return f"alias/{keys_table_name(table_name)}"
+
+
+def create_keys_kms_key(kms: Any, alias: str | None = None) -> str:
+    """A symmetric KMS key for sealing key secrets, as the stack's, under an alias if given; returns its ARN."""
+    arn: str = kms.create_key(Description="Seals the access keys of make serve")["KeyMetadata"]["Arn"]
+    if alias:
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
 def create_stale_event_queue(events: Any, sqs: Any, bus_name: str = "default") -> str:
     """A rule on the bus that sends every stale event to a queue; returns the queue's URL."""
     from heartbeat.events import DETAIL_TYPE, SOURCE

@@ -89,6 +89,8 @@ def as_json(runner: Runner, plan: SweepPlan | None) -> dict[str, Any]:
     if judgement is not None and judgement.verdict is not Verdict.NOT_ACTIVE:
         document["verdict"] = judgement.verdict.value
         document["why"] = judgement.why
+    if runner.key_id is not None:
+        document["keyId"] = runner.key_id  # the access key it is bound to (authentication on)
     if runner.stale_at is not None:
         document["staleAt"] = iso(runner.stale_at)
         document["staleEventPending"] = runner.event_pending

@@ -39,6 +39,7 @@ class Runner:
     retired_at: float | None = None
     retired_by: str | None = None  # who or what retired it: an operator's ARN, or the AWS signal
     retire_reason: str | None = None
+    key_id: str | None = None  # the access key it is bound to (authentication on)
 
 
 def should_terminate(runner: Runner) -> bool:

@@ -19,12 +19,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, plan_sweep, scope_name
 from heartbeat.runners import Status
-from heartbeat.store import RunnerStore, SweepCandidate
+from heartbeat.store import RunnerStore, StoreError, SweepCandidate
+from heartbeat.store.keys import KeyCensus
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Scan:
     census: Census
     past_threshold: list[tuple[SweepCandidate, Judgement]]
     owed: list[StaleRunner]
+    keys: KeyCensus | None = None  # with authentication on: each key's runners, counted by this scan
 
 
 def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool = False) -> Scan:
@@ -66,7 +68,8 @@ def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool
     census = Census(now)
     candidates: list[SweepCandidate] = []
     owed: list[StaleRunner] = []
-    for candidate in store.sweep_candidates(now):
+    keys = store.begin_key_census()
+    for candidate in store.sweep_candidates(now, keys):
         threshold = config.stale_after_for(candidate.worker_group)
         if candidate.status == Status.ACTIVE.value:
             census.add(candidate, config)
@@ -75,7 +78,7 @@ def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool
         elif candidate.event_pending:
             owed.append(_stale_runner(candidate, candidate.stale_at or now, threshold))
     plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
-    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed)
+    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed, keys)
 
 
 def sweep(
@@ -113,6 +116,11 @@ def sweep(
             )
 
     published, still_owed = _publish(store, events, owed)
+    if scanned.keys is not None:
+        try:
+            store.record_key_census(scanned.keys)
+        except StoreError:  # the flags are done; the next sweep counts again
+            logger.exception("Could not record the keys' runner counts; the next sweep counts again")
     saved = store.save_sweep_state(plan.next_state(finished_at=clock() if clock is not None else now))
     if not saved:
         logger.warning("A sweep that started later has saved its state already; this one's is dropped")
@@ -195,7 +203,9 @@ def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher]:
 
     config = Config.from_env(os.environ)
     client = boto3.client("dynamodb", config=SWEEPER_CLIENT_CONFIG)
-    return RunnerStore(config.table_name, client=client), config, StaleEventPublisher(config.event_bus_name)
+    keys_table = config.keys_table_name if config.auth_mode is AuthMode.SIGV4 else None
+    store = RunnerStore(config.table_name, client=client, keys_table_name=keys_table or None)
+    return store, config, StaleEventPublisher(config.event_bus_name)
 
 
 @logger.inject_lambda_context
