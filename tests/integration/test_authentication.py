@@ -350,6 +350,20 @@ def test_an_expired_runner_frees_its_key_s_slot_at_the_next_sweep(
     assert (key.runner_count, key.last_seen) == (1, authenticated.clock.now - 300)  # last use, as the sweep saw it
 
 
+def test_a_retired_runner_frees_its_key_s_slot_at_the_next_sweep(
+    authenticated: Authenticated, make_event: EventFactory
+) -> None:
+    # A scale-in retired on purpose, then a scale-out under the same capped key: the new host must fit.
+    from heartbeat.sweeper import sweep
+
+    issued = authenticated.issue(max_runners=1)
+    assert beat(authenticated, make_event, issued, "r-1")[0] == 200
+    authenticated.store.retire("r-1", by="test", reason="scaled in", now=authenticated.clock.now)
+    sweep(authenticated.store, authenticated.config, authenticated.clock.advance(60))
+    assert authenticated.stored_key(issued.key.access_key_id).runner_count == 0
+    assert beat(authenticated, make_event, issued, "r-2")[0] == 200
+
+
 def test_a_runner_bound_during_the_census_scan_is_counted_high_never_missed(
     authenticated: Authenticated, make_event: EventFactory
 ) -> None:

@@ -76,7 +76,8 @@ def sweep_candidates(
     for item in items:
         if census is not None:
             live = float(item[TTL_ATTRIBUTE]["N"]) > now
-            if KEY_ATTRIBUTE in item and live:
+            # A retired runner has left the fleet: it frees its key's slot at this census, as an expired one does.
+            if KEY_ATTRIBUTE in item and live and item["status"]["S"] != Status.RETIRED.value:
                 census.saw(item[KEY_ATTRIBUTE]["S"], float(item["lastSeen"]["N"]))
             if not (("eventPending" in item) or (live and item["status"]["S"] == Status.ACTIVE.value)):
                 continue  # counted, and nothing for the sweeper to judge
