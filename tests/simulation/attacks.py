@@ -3,8 +3,9 @@
 A staggered fleet beats every 15 minutes (signed with its key when authentication is on); the
 sweeper runs every 5 minutes; an attacker who can reach the endpoint sends:
 
-- blind: one heartbeat each for (fleet size + 1) never-seen ids, which then stay silent, so the
-  mass-staleness guard holds while real runners die 1 h and 3 h later;
+- blind: one heartbeat each for (fleet size + 1) never-seen ids, which then stay silent, so that
+  most of the fleet is silent while real runners die 1 h and 3 h later (it blinded the guard of
+  old, which held on a silent majority; the guard now holds only when nobody is heard);
 - keep-alive: the id of a runner that died, every 40 minutes;
 - move: the ids of a tenth of the fleet's live 15-minute runners with workerGroup "fast", a group
   (a fifth of the fleet, beating every 3 minutes) with a 10-minute threshold, each sent a second
