@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 from heartbeat_local.children import Child
-from heartbeat_local.server import STALE_EVENTS_QUEUE, ServeSettings, SettingError
+from heartbeat_local.server import ServeSettings, SettingError
+from heartbeat_ops.local import STALE_EVENTS_QUEUE
 
 BACKLOG = 1024  # clients that connect together wait for an environment instead of being reset
 
@@ -96,10 +97,12 @@ def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, s
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     store = Child.start("store", str(settings.dynamodb_port), settings.table_name, stdout=subprocess.PIPE)
     children.append(store)
-    ready = store.process.stdout.readline().split() if store.process.stdout else []
-    if len(ready) != 2:
+    ready = store.process.stdout.readline() if store.process.stdout else ""
+    if ready.startswith("make serve:"):  # the store's own one line on why it could not start
+        raise SystemExit(ready.strip())
+    if len(ready.split()) != 2:
         raise SystemExit("make serve: the embedded store did not start (see above)")
-    endpoint, queue = ready
+    endpoint, queue = ready.split()
     # botocore's per-service variables: EventBridge's is _EVENTBRIDGE (its service id), not _EVENTS.
     for service in ("DYNAMODB", "EVENTBRIDGE", "SQS"):
         os.environ[f"AWS_ENDPOINT_URL_{service}"] = endpoint

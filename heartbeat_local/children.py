@@ -43,14 +43,22 @@ def _switch_interval() -> None:
 
 
 def run_store(port: int, table_name: str) -> int:
-    """Serve the embedded store; print its URL once the table, bus rule and queue exist."""
+    """Serve the embedded store; print its URL once the table, bus rule and queue exist (or why it cannot)."""
     import boto3
 
     from heartbeat_local.server import EmbeddedDynamoDB, create_stale_event_queue, create_table
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    store = EmbeddedDynamoDB(port=port)
+    try:
+        store = EmbeddedDynamoDB(port=port)
+    except OSError as error:
+        print(
+            f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: {error.strerror} "
+            "(set DYNAMODB_PORT to another port, or 0 for a free one)",
+            flush=True,
+        )
+        return 1
     clients: dict[str, Any] = {"endpoint_url": store.endpoint, "region_name": os.environ["AWS_DEFAULT_REGION"]}
     create_table(boto3.client("dynamodb", **clients), table_name)
     queue_url = create_stale_event_queue(boto3.client("events", **clients), boto3.client("sqs", **clients))

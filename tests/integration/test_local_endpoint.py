@@ -35,7 +35,10 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str,
 
 
 def start_with(**settings: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}", "PORT": "0", **settings}
+    env = {
+        **os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}", "PORT": "0",
+        "DYNAMODB_PORT": "0", **settings,
+    }  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "heartbeat_local"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
         check=False,
