@@ -57,7 +57,7 @@ venv: $(VENV)/.installed
 node: node_modules/.installed
 
 serve: $(VENV)/.serve-installed
-	PORT=$(PORT) PYTHONPATH=lambda_src:. $(PY) -m heartbeat_local
+	@PORT=$(PORT) PYTHONPATH=lambda_src:. $(PY) -m heartbeat_local
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

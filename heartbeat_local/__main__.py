@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 
+from heartbeat.config import Config, ConfigError
+from heartbeat.runners import MIN_FLEET_FOR_GUARD
 from heartbeat_local.children import Child
 from heartbeat_local.server import ServeSettings, SettingError
 from heartbeat_ops.local import STALE_EVENTS_QUEUE
@@ -24,7 +26,7 @@ BACKLOG = 1024  # clients that connect together wait for an environment instead 
 def main() -> int:
     try:
         settings = ServeSettings.from_env(os.environ)
-        _check_handler_config(settings)
+        config = _handler_config(settings)
     except SettingError as error:
         print(f"make serve: {error}", file=sys.stderr)
         return 2
@@ -52,7 +54,7 @@ def main() -> int:
             settings.workers,
             settings.access_log,
             settings.switch_interval,
-            on_ready=lambda: _announce(settings, url, dynamodb, queue),
+            on_ready=lambda: _announce(settings, config, url, dynamodb, queue),
         )
         serving = True
         try:
@@ -72,12 +74,10 @@ def main() -> int:
                 child.stop()
 
 
-def _check_handler_config(settings: ServeSettings) -> None:
+def _handler_config(settings: ServeSettings) -> Config:
     """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here."""
-    from heartbeat.config import Config, ConfigError
-
     try:
-        Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        return Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
     except ConfigError as error:
         raise SettingError(str(error)) from None
 
@@ -109,24 +109,38 @@ def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, s
     return endpoint, queue
 
 
-def _announce(settings: ServeSettings, url: str, dynamodb: str, queue: str | None) -> None:
+def _announce(settings: ServeSettings, config: Config, url: str, dynamodb: str, queue: str | None) -> None:
     store = "embedded, in memory" if settings.dynamodb_endpoint is None else "external"
     lines = [
         f"Heartbeat endpoint: {url}  ({settings.workers} execution environments)",
+        *_rules(settings, config),
         f"DynamoDB ({store}): {dynamodb}  table: {settings.table_name}",
     ]
-    if settings.sweep_interval_seconds > 0:
-        lines.append(f"Sweeper: every {settings.sweep_interval_seconds:g}s")
     if queue is not None:
         lines.append(f"Stale events: EventBridge -> SQS queue {STALE_EVENTS_QUEUE}")
-    lines += [
-        "Try: .venv/bin/aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 "
-        f"--endpoint-url {url} --region us-east-1 --no-sign-request",
-        f"     .venv/bin/heartbeat-ops runners list --endpoint-url {dynamodb} --table {settings.table_name}",
-    ]
-    if queue is not None:
-        lines.append(f"     .venv/bin/heartbeat-ops events --endpoint-url {dynamodb}")
+    heartbeat = "-H 'X-Amz-Target: DataPipeline.ReportTaskRunnerHeartbeat' -d '{\"taskrunnerId\": \"r-1\"}'"
+    lines += [f"Try: curl -s -w '\\n' {heartbeat} {url}/", "     .venv/bin/heartbeat-ops runners list"]
     print("\n".join(lines), flush=True)
+
+
+def _rules(settings: ServeSettings, config: Config) -> list[str]:
+    """The thresholds and the sweep interval, as the sweeper applies them."""
+    groups = ", ".join(f"{group} {seconds} s" for group, seconds in sorted(config.stale_after_by_worker_group.items()))
+    stale = f"Stale after: {config.stale_after_seconds} s without a heartbeat" + (
+        f" (worker groups: {groups})" if groups else ""
+    )
+    if config.mass_stale_fraction >= 1:
+        guard = "mass-staleness guard off"
+    else:
+        guard = (
+            f"the mass-staleness guard holds flags back while more than {config.mass_stale_fraction:.0%} of "
+            f"{MIN_FLEET_FOR_GUARD} or more active runners are quiet"
+        )
+    if settings.sweep_interval_seconds > 0:
+        sweeper = f"Sweeper: every {settings.sweep_interval_seconds:g} s; {guard}"
+    else:
+        sweeper = f"Sweeper: off (SWEEP_INTERVAL_SECONDS=0); heartbeat-ops runners sweep runs one; {guard}"
+    return [stale, sweeper]
 
 
 if __name__ == "__main__":

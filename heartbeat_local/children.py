@@ -69,28 +69,30 @@ def run_store(port: int, table_name: str) -> int:
 
 
 def run_sweeper(interval: float) -> int:
-    """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published."""
+    """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged, held or published."""
     from heartbeat.observability import logger, metrics
     from heartbeat.sweeper import lambda_handler
+    from heartbeat_local.console import SweepConsole, sweep_line, use_console_lines
     from heartbeat_local.gateway import LocalLambdaContext
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    logger.setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log; warnings still show
+    use_console_lines(logger)
+    console = SweepConsole()  # the per-runner and per-sweep records become one line a sweep
+    logger.addFilter(console)
+    logger.setLevel(logging.INFO)
     while not stop.wait(interval):
         try:
             report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))
             metrics.clear_metrics()  # disabled metrics are kept, not flushed (see environment.Gateway)
         except Exception:  # the sweeper has logged it; the next run tries again
-            logging.getLogger(__name__).exception("Sweep failed")
+            logger.exception("Sweep failed; the next one tries again")
             continue
-        if report["flagged"] or report["events_published"] or report["events_owed"]:
-            print(
-                f"Sweep: {report['flagged']} runners flagged stale, {report['events_published']} stale events "
-                f"published, {report['events_owed']} owed (read them: heartbeat-ops events)",
-                file=sys.stderr,
-                flush=True,
-            )
+        finally:
+            flagged = console.take_flagged()
+        line = sweep_line(report, flagged)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
     return 0
 
 

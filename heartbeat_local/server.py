@@ -159,7 +159,7 @@ class EmbeddedDynamoDB:
         listener.close()  # the server holds its own duplicate of the socket
         self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
         self._thread.start()
-        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        self.endpoint = f"http://127.0.0.1:{bound}"
 
     def stop(self) -> None:
         self._server.shutdown()
