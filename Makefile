@@ -9,7 +9,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
-# `make synth` with no arguments uses this documented example; deploy needs your own (see README, Deploy).
+# `make synth` with no arguments uses this documented example; deploy needs your own (see docs/deploy.md).
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
 
@@ -100,7 +100,7 @@ synth: $(VENV)/.installed node_modules/.installed
 	@echo "Template: cdk.out/TaskRunnerHeartbeat.template.json"
 
 deploy: $(VENV)/.installed node_modules/.installed
-	@test -n "$(strip $(CONTEXT))" || { echo "Give the access context, e.g. make deploy CONTEXT='-c endpointType=private -c vpcEndpointIds=vpce-...' (see README, Deploy)"; exit 2; }
+	@test -n "$(strip $(CONTEXT))" || { echo "Give the access context, e.g. make deploy CONTEXT='-c endpointType=private -c vpcEndpointIds=vpce-...' (see docs/deploy.md)"; exit 2; }
 	$(PY) -m infra.preflight $(CONTEXT)
 	$(CDK) deploy $(CDK_FLAGS) $(CONTEXT) --outputs-file cdk-outputs.json
 

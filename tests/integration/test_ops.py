@@ -182,7 +182,7 @@ def test_terminate_or_reset_of_a_record_past_its_ttl_is_an_unknown_runner(store:
     assert run("runners", command, "expired") == (1, "", f"error: no runner 'expired' in table '{TABLE}'\n")
     assert store.get_runner("expired") == before
     answer = store.record_heartbeat(HeartbeatRequest("expired"), NOW, RETENTION)
-    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as the README says
+    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as docs/guarantees.md says
 
 
 @pytest.mark.parametrize("command", ["show", "terminate", "reset", "forget"])

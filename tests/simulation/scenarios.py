@@ -60,7 +60,7 @@ PER_GROUP = [
     _per_group(REAL_DEATHS[3]),
 ]
 ALL = [*OUR_OUTAGES, BROWNOUT, *REAL_DEATHS, *PER_GROUP]
-SIZES = (10, 100)  # N = 10,000 plays LARGE (SIMULATE_SIZES=10000, README, make simulate)
+SIZES = (10, 100)  # N = 10,000 plays LARGE (SIMULATE_SIZES=10000, docs/reliability.md, make simulate)
 
 
 def _named(*names: str) -> list[Scenario]:
