@@ -29,9 +29,10 @@ from bench import sweeper
 from bench.canned import RUNNER_ATTRIBUTES, Attempts, CannedDynamoDB, canned_endpoint
 from bench.capacity import item_size, write_units
 from bench.logbytes import log_bytes
+from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
-from heartbeat.store import CLIENT_CONFIG, RunnerStore
+from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.gateway import LocalLambdaContext, proxy_event
 from heartbeat_local.process import LocalProcess, local_endpoint

@@ -37,9 +37,10 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from bench.capacity import READ_UNIT_BYTES, item_size, scan_read_units
+from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
 from heartbeat.config import Config
 from heartbeat.observability import SERVICE
-from heartbeat.store import CLIENT_CONFIG, SCAN_SEGMENTS, RunnerStore, SweepState
+from heartbeat.store import RunnerStore, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 
@@ -178,7 +179,7 @@ def time_per_100k(runners: int, segment_counts: list[int], page_wait: float) -> 
 
 def botocore_parse_per_100k(runners: int) -> float:
     """CPU seconds per 100k runners with botocore parsing every item value, as before the lean parse."""
-    with mock.patch("heartbeat.store._lean_scan_items", return_value=None):
+    with mock.patch("heartbeat.store.scan.lean_scan_items", return_value=None):
         run = canned_sweep(runners, SCAN_SEGMENTS, stale_every=runners + 1, page_wait=0)
     return float(run["cpu_seconds"]) * 100_000 / runners
 

@@ -98,7 +98,7 @@ def _number(
 
 def create_table(client: Any, table_name: str) -> None:
     """The table as the stack defines it: on-demand, keyed on taskrunnerId, TTL on expiresAt."""
-    from heartbeat.store import TTL_ATTRIBUTE
+    from heartbeat.store.items import TTL_ATTRIBUTE
 
     client.create_table(
         TableName=table_name,

@@ -22,11 +22,12 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
+from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
 from heartbeat.observability import logger
 from heartbeat.runners import Status, stale_after_for
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, UnknownRunner
+from heartbeat.store import RunnerStore, StoreError, UnknownRunner
 from heartbeat.sweeper import sweep
 from heartbeat_ops import view
 from heartbeat_ops.local import LOCAL_STORE_URL, LOCAL_TABLE_NAME, STALE_EVENTS_QUEUE

@@ -17,7 +17,7 @@ from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
 from infra.storage import RunnerTable
 
-# What each function's code calls on the table (lambda_src/heartbeat/store.py), and nothing more.
+# What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
 HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
 SWEEPER_TABLE_ACTIONS = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 

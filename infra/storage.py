@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-# The item shape the code writes (lambda_src/heartbeat/store.py).
+# The item shape the code writes (lambda_src/heartbeat/store/).
 PARTITION_KEY = "taskrunnerId"
 TTL_ATTRIBUTE = "expiresAt"
 

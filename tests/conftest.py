@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
+from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, default_dependencies
 from heartbeat.observability import SERVICE, metrics
-from heartbeat.store import CLIENT_CONFIG, RunnerStore
+from heartbeat.store import RunnerStore
 from heartbeat_local.server import EmbeddedDynamoDB, create_table
 from tests.support import EVENT_SHAPES, FakeClock, RequestCounter, heartbeat_event
 

@@ -73,7 +73,7 @@ class StaleEventPublisher:
         if client is None:
             import boto3
 
-            from heartbeat.store import CLIENT_CONFIG
+            from heartbeat.clients import CLIENT_CONFIG
 
             client = boto3.client("events", config=CLIENT_CONFIG)
         self.bus_name = bus_name

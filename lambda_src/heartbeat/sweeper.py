@@ -22,6 +22,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
@@ -39,7 +40,7 @@ from heartbeat.runners import (
     stale_after_for,
     watching_since,
 )
-from heartbeat.store import SWEEPER_CLIENT_CONFIG, RunnerStore, SweepCandidate, SweepState
+from heartbeat.store import RunnerStore, SweepCandidate, SweepState
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ import boto3
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
+from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.runners import Status
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError
+from heartbeat.store import RunnerStore, StoreError
 from heartbeat.sweeper import sweep
 from tests.support import (
     FakeClock,

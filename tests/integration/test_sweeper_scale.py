@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from heartbeat.config import Config
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner, Status, stale_after_for
-from heartbeat.store import RunnerStore, StoreError, SweepState, _item
+from heartbeat.store import RunnerStore, StoreError, SweepState
+from heartbeat.store.items import to_item
 from heartbeat.sweeper import sweep
 from tests.conftest import TABLE
 
@@ -75,7 +76,7 @@ def should_be_flagged(runner: Runner) -> bool:
 def fleet(dynamodb: Any) -> list[Runner]:
     runners = [staggered_runner(i) for i in range(FLEET)]
     for start in range(0, FLEET, 25):
-        batch = [{"PutRequest": {"Item": _item(r)}} for r in runners[start : start + 25]]
+        batch = [{"PutRequest": {"Item": to_item(r)}} for r in runners[start : start + 25]]
         dynamodb.batch_write_item(RequestItems={TABLE: batch})
     # The sweeper has been running on schedule: its watch began long ago.
     RunnerStore(TABLE, client=dynamodb).save_sweep_state(SweepState(NOW - 300, NOW - 86_400))
@@ -205,7 +206,7 @@ def test_scan_passes_what_the_sweeper_needs_and_drops_the_rest_on_the_server(
 def test_lean_parse_gives_what_botocore_gives(dynamodb: Any, store: RunnerStore) -> None:
     runners = [staggered_runner(i) for i in range(200)]  # every kind of record, multi-byte ids among them
     for start in range(0, len(runners), 25):
-        batch = [{"PutRequest": {"Item": _item(r)}} for r in runners[start : start + 25]]
+        batch = [{"PutRequest": {"Item": to_item(r)}} for r in runners[start : start + 25]]
         dynamodb.batch_write_item(RequestItems={TABLE: batch})
     plain = boto3.client("dynamodb", region_name="us-east-1")  # no hook: botocore parses every value
     flagged = next(r for r in runners if should_be_flagged(r))

@@ -36,12 +36,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config as BotoConfig
 from moto import mock_aws
 
+from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.observability import logger
 from heartbeat.runners import Status, stale_after_for
-from heartbeat.store import CLIENT_CONFIG, RunnerStore, StoreError, SweepState
+from heartbeat.store import RunnerStore, StoreError, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 from tests.support import LambdaContext, heartbeat_event

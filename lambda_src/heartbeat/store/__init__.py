@@ -1,0 +1,98 @@
+"""The runner store: the one door to DynamoDB.
+
+RunnerStore is what the handler, the sweeper and the operator CLI are given; each of its
+concerns lives in a module of its own:
+
+- ``table``: the table and its client, and how failures map to StoreError;
+- ``items``: the runner item codec and its keys (long ids, the store's reserved items);
+- ``heartbeats``: the heartbeat upsert;
+- ``scan``: the sweeper's parallel scan, and the operator's listing;
+- ``flags``: stale flags and their owed events;
+- ``operator``: an operator's terminate, reset and forget;
+- ``sweep_state``: the sweeper's memory between runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
+from heartbeat.model import HeartbeatRequest
+from heartbeat.runners import Runner
+from heartbeat.store import flags, heartbeats, operator, scan, sweep_state
+from heartbeat.store.items import address, to_runner
+from heartbeat.store.items import taskrunner_id as item_taskrunner_id
+from heartbeat.store.scan import SweepCandidate
+from heartbeat.store.sweep_state import SweepState
+from heartbeat.store.table import StoreError, Table, UnknownRunner
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+__all__ = ["RunnerStore", "StoreError", "SweepCandidate", "SweepState", "UnknownRunner"]
+
+
+class RunnerStore:
+    """Runner records in one DynamoDB table. Give it a client to use another endpoint or a stub."""
+
+    scan_segments: int = SCAN_SEGMENTS  # the sweeper's scan: segments read at once
+    scan_page_limit: int | None = None  # items per Scan page, for tests; None: DynamoDB's 1 MB pages
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb", config=CLIENT_CONFIG)
+        self.table_name = table_name
+        self.client = client
+        self._table = Table(table_name, client)
+
+    def record_heartbeat(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
+        """Upsert the runner's record for a heartbeat received at now, and return it (heartbeats.record_heartbeat)."""
+        return heartbeats.record_heartbeat(self._table, request, now, retention_seconds)
+
+    def get_runner(self, taskrunner_id: str) -> Runner | None:
+        """The runner's record as stored, expired or not; None when there is none."""
+        try:
+            where = address(taskrunner_id)
+        except UnknownRunner:
+            return None
+        item = self._table.request("get_item", Key=where.key, ConsistentRead=True).get("Item")
+        return to_runner(item) if item and item_taskrunner_id(item) == taskrunner_id else None
+
+    def sweep_candidates(self, now: float) -> Iterator[SweepCandidate]:
+        """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed)."""
+        return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit)
+
+    def runners(self) -> Iterator[Runner]:
+        """Every runner record, page by page (never the whole table in memory)."""
+        return scan.runners(self._table)
+
+    def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
+        """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race."""
+        return flags.flag_stale(self._table, taskrunner_id, last_seen_before, now)
+
+    def event_published(self, taskrunner_id: str) -> None:
+        """The runner's stale event is out: it owes none any more."""
+        flags.event_published(self._table, taskrunner_id)
+
+    def request_terminate(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
+        """An operator's drain: the runner's next heartbeat answers terminate: true."""
+        return operator.request_terminate(self._table, taskrunner_id, by=by, reason=reason, now=now)
+
+    def reset(self, taskrunner_id: str, now: float) -> Runner:
+        """Clear a stale or terminate flag; the runner's silence counts from now at the earliest."""
+        return operator.reset(self._table, taskrunner_id, now)
+
+    def forget(self, taskrunner_id: str) -> None:
+        """Delete the runner's record."""
+        operator.forget(self._table, taskrunner_id)
+
+    def load_sweep_state(self) -> SweepState | None:
+        """The sweeper's state after its last completed run, if any."""
+        return sweep_state.load_sweep_state(self._table)
+
+    def save_sweep_state(self, state: SweepState) -> bool:
+        """Record a completed sweep unless a later one has recorded its own; returns whether it was recorded."""
+        return sweep_state.save_sweep_state(self._table, state)
