@@ -54,7 +54,7 @@ def run_store(port: int, table_name: str) -> int:
         store = EmbeddedDynamoDB(port=port)
     except OSError as error:
         print(
-            f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: {error.strerror} "
+            f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: {os.strerror(error.errno or 0)} "
             "(set DYNAMODB_PORT to another port, or 0 for a free one)",
             flush=True,
         )

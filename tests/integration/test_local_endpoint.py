@@ -79,6 +79,17 @@ def test_a_port_in_use_ends_with_one_line(tmp_path: Path) -> None:
     assert "cannot listen on 127.0.0.1:" in result.stderr
 
 
+def test_the_stores_port_in_use_ends_with_one_line_naming_the_setting() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = start_with(DYNAMODB_PORT=str(port))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: Address already in use "
+        "(set DYNAMODB_PORT to another port, or 0 for a free one)\n"
+    )
+
+
 def test_raw_http_answer_has_exactly_the_protocol_headers(tmp_path: Path) -> None:
     with local_endpoint(tmp_path) as running:
         status, headers, body = post(
