@@ -46,7 +46,7 @@ $(VENV)/.installed: $(VENV)/.serve-installed requirements.txt requirements-dev.t
 constraints:
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
 	.venv-pin/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	{ head -2 constraints.txt; .venv-pin/bin/pip freeze; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	{ head -2 constraints.txt; .venv-pin/bin/pip freeze --all --exclude pip; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 	rm -rf .venv-pin
 
 node_modules/.installed: package.json package-lock.json

@@ -31,7 +31,7 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
-from heartbeat_local.gateway import LocalLambdaContext, proxy_event, proxy_response
+from heartbeat_local.gateway import LocalLambdaContext, gateway_answer, proxy_event
 
 # API Gateway's own payload limit; the handler refuses far less (64 KiB) itself.
 GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -43,8 +43,6 @@ SOCKET_TIMEOUT_SECONDS = 10.0
 # A client stalled mid-request holds one until SOCKET_TIMEOUT_SECONDS: threads are cheap, so keep many.
 CONNECTION_THREADS = 32
 CONTENT_TYPE = "application/x-amz-json-1.1"
-# Headers the gateway writes itself (gunicorn: Date, Connection, framing).
-_GATEWAY_OWNED = frozenset({"date", "connection", "content-length", "transfer-encoding", "keep-alive"})
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 StartResponse = Callable[..., Any]
@@ -135,9 +133,7 @@ class Gateway:
             # With metrics disabled, Powertools' log_metrics keeps what it did not print, and prints an EMF
             # blob once a metric holds 100 values: start each invocation with none, as a flush would.
             self._clear_metrics()
-        status, answer_headers, body = proxy_response(result)
-        kept = [(k, v) for k, v in answer_headers if k.lower() not in _GATEWAY_OWNED]
-        return status, [*kept, ("Content-Length", str(len(body)))], body
+        return gateway_answer(result)
 
     @staticmethod
     def _refuse(

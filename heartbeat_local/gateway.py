@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 STAGE = "local"
+# Headers the gateway writes itself (the HTTP server: Date, Connection, framing); the handler's never reach the client.
+GATEWAY_OWNED_HEADERS = frozenset({"date", "connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
 @dataclass
@@ -89,3 +91,11 @@ def proxy_response(result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], 
     raw = result.get("body") or ""
     body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
     return int(result["statusCode"]), [(k, v) for k, vs in headers.items() for v in vs], body
+
+
+def gateway_answer(result: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What the gateway sends back for a proxy integration result: its status, its headers less those the
+    gateway writes itself, and its body with the Content-Length."""
+    status, headers, body = proxy_response(result)
+    kept = [(name, value) for name, value in headers if name.lower() not in GATEWAY_OWNED_HEADERS]
+    return status, [*kept, ("Content-Length", str(len(body)))], body
