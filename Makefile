@@ -12,6 +12,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 # `make synth` with no arguments uses this documented example; deploy needs your own (see docs/deploy.md).
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
+REQUIRE_APPROVAL ?=
 
 .PHONY: help venv node constraints serve test test-fast fuzz soak bench cost simulate lint format synth deploy diff clean
 
@@ -25,7 +26,7 @@ help:
 	@echo "make soak    the full load test (16 clients, 20,000 heartbeats, 1,000 runners)"
 	@echo "make simulate  the fleet simulator's full grid: our outages and real deaths, as a table"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/ (example access context)"
-	@echo "make deploy  CONTEXT='-c endpointType=... -c ...'  deploy into the current AWS account"
+	@echo "make deploy  CONTEXT='-c endpointType=... -c ...' [REQUIRE_APPROVAL=never]  deploy into the current AWS account"
 	@echo "make diff    CONTEXT='...'  show what a deploy would change"
 
 # Two stages in one .venv: make serve installs only what serving needs (requirements-serve.txt);
@@ -99,10 +100,13 @@ synth: $(VENV)/.installed node_modules/.installed
 	$(CDK) synth $(CDK_FLAGS) --quiet $(if $(strip $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT))
 	@echo "Template: cdk.out/TaskRunnerHeartbeat.template.json"
 
+# The preflight resolves the region as the CDK CLI does, checks it, and prints it: cdk deploy is given
+# that region explicitly, so it deploys where the preflight looked. REQUIRE_APPROVAL=never deploys
+# without asking (e.g. in CI); any-change, broadening or destructive ask for those changes.
 deploy: $(VENV)/.installed node_modules/.installed
 	@test -n "$(strip $(CONTEXT))" || { echo "Give the access context, e.g. make deploy CONTEXT='-c endpointType=private -c vpcEndpointIds=vpce-...' (see docs/deploy.md)"; exit 2; }
-	$(PY) -m infra.preflight $(CONTEXT)
-	$(CDK) deploy $(CDK_FLAGS) $(CONTEXT) --outputs-file cdk-outputs.json
+	region=$$($(PY) -m infra.preflight $(CONTEXT)) && \
+	$(CDK) deploy $(CDK_FLAGS) $(CONTEXT) --region "$$region" $(if $(REQUIRE_APPROVAL),--require-approval $(REQUIRE_APPROVAL)) --outputs-file cdk-outputs.json
 
 diff: $(VENV)/.installed node_modules/.installed
 	$(CDK) diff $(CDK_FLAGS) $(if $(strip $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import prices as p
+from bench.capacity import READ_UNIT_BYTES
 from heartbeat.observability import MetricName
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +35,16 @@ FRONT_DOORS = {
 }
 SECONDS_A_MONTH = p.HOURS_A_MONTH * 3600
 HEARTBEATS_A_RUNNER_A_MONTH = SECONDS_A_MONTH / 900  # every 15 minutes: 2,920
-SWEEPS_A_MONTH = SECONDS_A_MONTH / 300  # the stack's default 5-minute interval: 8,760
+SWEEP_SECONDS = 300  # the stack's default sweep interval
+SWEEPS_A_MONTH = SECONDS_A_MONTH / SWEEP_SECONDS  # 8,760
 ASSUMPTIONS = {
     "vpc_endpoint_azs": (3, "the private API's interface endpoint in three AZs (one per subnet of a typical VPC)"),
     "alb_azs_note": (0, "an ALB's hourly price does not depend on its AZs"),
-    "bytes_per_heartbeat": (1500, "request (headers + body) + answer + TLS record overhead, for GB-priced lines"),
+    "cross_az_share": (
+        2 / 3,
+        "runners spread over three AZs call a regional DNS name, which answers with a load balancer node or "
+        "endpoint interface in any AZ: two connections in three cross an AZ (zonal names would keep them in it)",
+    ),
     "alb_connection_seconds": (60, "a client keeps its connection until the ALB's 60 s idle timeout closes it"),
     "lambda_memory_mb": (256, "the stack's handler memory"),
     "dynamodb_round_trip_ms": (5, "one in-region UpdateItem, not measurable here"),
@@ -47,8 +53,23 @@ ASSUMPTIONS = {
     "xray_rate": (0.05, "X-Ray's default rule's fixed rate"),
     "alarms": (10, "the stack's alarms"),
     "dashboards": (1, "the stack's dashboard"),
+    "kms_keys": (1, "the alarm topic's key (none with alarmTopicArn; tableEncryption=customer-managed adds one)"),
     "sweeper_log_bytes": (1200, "one EMF line and one summary line per sweep"),
+    "provisioned_utilization": (0.70, "-c billing=provisioned: auto scaling's target utilization"),
+    "provisioned_minimum_units": (5, "-c billing=provisioned: the least capacity auto scaling keeps"),
+    "sampled_share_rest": (0.001, "-c traceSampling=0.001 on a REST API: one heartbeat in a thousand traced"),
 }
+
+
+@dataclass(frozen=True)
+class Options:
+    """The stack's cost options: -c billing=provisioned and -c traceSampling=<share>."""
+
+    provisioned: bool = False
+    trace_share: float | None = None  # None: X-Ray's default rule
+
+
+DEFAULT = Options()
 
 
 def assumption(name: str) -> float:
@@ -72,16 +93,32 @@ def api_gateway_dollars(requests: float) -> float:
     return dollars
 
 
-def alb_lcus(rate: float) -> float:
-    """LCUs an ALB bills at this request rate: the largest of its four dimensions (no rules past the default)."""
+def alb_lcus(rate: float, http_bytes: float) -> float:
+    """LCUs an ALB bills at this request rate: the largest of its four dimensions (no rules past the default).
+
+    Processed bytes are the HTTP requests and responses (AWS's LCU definition); the TLS handshake is not
+    counted there. If it were, this line would grow by the ratio of wire to HTTP bytes (docs/cost.md).
+    """
     new_connections = rate / p.LCU_NEW_CONNECTIONS_PER_SECOND  # each heartbeat opens a connection
     active = rate * assumption("alb_connection_seconds") / p.LCU_ACTIVE_CONNECTIONS
-    processed = rate * assumption("bytes_per_heartbeat") * 3600 / 1e9 / p.LCU_LAMBDA_GB_PER_HOUR
+    processed = rate * http_bytes * 3600 / 1e9 / p.LCU_LAMBDA_GB_PER_HOUR
     return max(new_connections, active, processed)
 
 
-def traced(rate: float) -> float:
-    """Traces a month under X-Ray's default sampling rule, at this request rate."""
+def scan_read_units(figures: dict[str, Any], runners: int) -> float:
+    """Read units of one sweep: an eventually consistent scan of every runner's item at its measured size."""
+    return float(runners * figures["item_bytes"] / READ_UNIT_BYTES / 2)
+
+
+def provisioned_units(average_per_second: float) -> float:
+    """Capacity units auto scaling keeps for this average consumption."""
+    return max(assumption("provisioned_minimum_units"), average_per_second / assumption("provisioned_utilization"))
+
+
+def traced(rate: float, share: float | None = None) -> float:
+    """Traces a month at this request rate: X-Ray's default rule, or the stack's traceSampling share."""
+    if share is not None:
+        return share * rate * SECONDS_A_MONTH  # REST: the stage's rule; ALB: only 0 is accepted (no tracing)
     reservoir = assumption("xray_reservoir_per_second")
     per_second = min(rate, reservoir) + assumption("xray_rate") * max(rate - reservoir, 0.0)
     return per_second * SECONDS_A_MONTH
@@ -103,31 +140,44 @@ class Line:
     how: str
 
 
-def month(figures: dict[str, Any], front_door: str, runners: int) -> list[Line]:
+def month(figures: dict[str, Any], front_door: str, runners: int, options: Options = DEFAULT) -> list[Line]:
     """Every line of a month's bill for this front door and fleet."""
     heartbeats = runners * HEARTBEATS_A_RUNNER_A_MONTH
     rate = heartbeats / SECONDS_A_MONTH
-    gb_through = heartbeats * assumption("bytes_per_heartbeat") / 1e9
+    wire_gb = heartbeats * figures["wire_bytes_per_heartbeat"] / 1e9
     lines = []
     if front_door in ("private", "regional"):
         lines.append(Line("API Gateway requests", api_gateway_dollars(heartbeats), "REST tiers"))
     if front_door == "private":
         azs = assumption("vpc_endpoint_azs")
         lines.append(Line("VPC endpoint hours", azs * p.HOURS_A_MONTH * p.VPC_ENDPOINT_AZ_HOUR, f"{azs:.0f} AZs"))
-        lines.append(Line("VPC endpoint GB", gb_through * p.VPC_ENDPOINT_GB, f"{gb_through:,.1f} GB"))
+        lines.append(Line("VPC endpoint GB", wire_gb * p.VPC_ENDPOINT_GB, f"{wire_gb:,.0f} GB"))
     if front_door == "alb":
-        lcus = alb_lcus(rate)
+        lcus = alb_lcus(rate, figures["http_bytes_per_heartbeat"])
         lines.append(Line("ALB hours", p.HOURS_A_MONTH * p.ALB_HOUR, "730 h"))
         lines.append(Line("ALB LCUs", lcus * p.HOURS_A_MONTH * p.ALB_LCU_HOUR, f"{lcus:,.2f} LCU"))
+    if front_door in ("private", "alb"):
+        crossing = wire_gb * assumption("cross_az_share")
+        lines.append(
+            Line("Inter-AZ data", crossing * 2 * p.INTER_AZ_GB_EACH_WAY, f"{crossing:,.0f} GB cross, both ways")
+        )
     billed_ms = handler_billed_ms(figures, front_door)
     gb_seconds = heartbeats * billed_ms / 1000 * assumption("lambda_memory_mb") / 1024
     lines.append(Line("Lambda requests", heartbeats / 1e6 * p.LAMBDA_REQUEST_MILLION, "1 a heartbeat"))
     lines.append(Line("Lambda duration", gb_seconds * p.LAMBDA_GB_SECOND, f"{billed_ms:.0f} ms billed"))
     write_units = heartbeats * figures["write_units_per_heartbeat"]
-    lines.append(Line("DynamoDB writes", write_units / 1e6 * p.DYNAMODB_WRITE_MILLION, "measured WRU"))
-    sweeper = figures["sweeper"]
-    reads = sweeper["read_units_per_100k"] * runners / 100_000 * SWEEPS_A_MONTH
-    lines.append(Line("DynamoDB sweeper reads", reads / 1e6 * p.DYNAMODB_READ_MILLION, "measured RU"))
+    reads_a_sweep = scan_read_units(figures, runners)
+    if options.provisioned:
+        wcu = provisioned_units(write_units / SECONDS_A_MONTH)
+        rcu = provisioned_units(reads_a_sweep / SWEEP_SECONDS)
+        lines.append(Line("DynamoDB writes", wcu * p.HOURS_A_MONTH * p.DYNAMODB_WCU_HOUR, f"{wcu:,.0f} WCU"))
+        lines.append(Line("DynamoDB sweeper reads", rcu * p.HOURS_A_MONTH * p.DYNAMODB_RCU_HOUR, f"{rcu:,.0f} RCU"))
+    else:
+        lines.append(Line("DynamoDB writes", write_units / 1e6 * p.DYNAMODB_WRITE_MILLION, "measured WRU"))
+        reads = reads_a_sweep * SWEEPS_A_MONTH
+        lines.append(
+            Line("DynamoDB sweeper reads", reads / 1e6 * p.DYNAMODB_READ_MILLION, f"{reads_a_sweep:,.0f} RU a sweep")
+        )
     table_gb = runners * (figures["item_bytes"] + p.DYNAMODB_ITEM_OVERHEAD_BYTES) / 1e9
     lines.append(
         Line(
@@ -136,6 +186,7 @@ def month(figures: dict[str, Any], front_door: str, runners: int) -> list[Line]:
             f"{table_gb:,.3f} GB",
         )
     )
+    sweeper = figures["sweeper"]
     sweep_seconds = sweeper["seconds_per_100k"] * runners / 100_000
     sweeper_gb_seconds = SWEEPS_A_MONTH * sweep_seconds * sweeper["lambda_memory_mb"] / 1024
     lines.append(
@@ -149,8 +200,8 @@ def month(figures: dict[str, Any], front_door: str, runners: int) -> list[Line]:
     log_gb = (heartbeats * figures["log_bytes_per_heartbeat"][log_shape]) / 1e9
     log_gb += SWEEPS_A_MONTH * assumption("sweeper_log_bytes") / 1e9
     lines.append(Line("CloudWatch Logs", log_gb * p.LOGS_INGESTED_GB, f"{log_gb:,.2f} GB"))
-    traces = traced(rate)
-    lines.append(Line("X-Ray", traces / 1e6 * p.XRAY_TRACE_MILLION, f"{traces / max(heartbeats, 1):.0%} traced"))
+    traces = traced(rate, options.trace_share)
+    lines.append(Line("X-Ray", traces / 1e6 * p.XRAY_TRACE_MILLION, f"{traces / max(heartbeats, 1):.1%} traced"))
     metrics, alarms, dashboards = custom_metrics(), assumption("alarms"), assumption("dashboards")
     lines.append(
         Line(
@@ -159,7 +210,17 @@ def month(figures: dict[str, Any], front_door: str, runners: int) -> list[Line]:
             f"{metrics} metrics, {alarms:.0f} alarms",
         )
     )
+    keys = assumption("kms_keys")
+    lines.append(Line("KMS key", keys * p.KMS_KEY_MONTH, f"{keys:.0f} key"))
     return lines
+
+
+def total(figures: dict[str, Any], front_door: str, runners: int, options: Options = DEFAULT) -> float:
+    return sum(line.dollars for line in month(figures, front_door, runners, options))
+
+
+def per_million(figures: dict[str, Any], front_door: str, runners: int, options: Options = DEFAULT) -> float:
+    return total(figures, front_door, runners, options) / (runners * HEARTBEATS_A_RUNNER_A_MONTH / 1e6)
 
 
 def money(dollars: float) -> str:
@@ -222,16 +283,17 @@ def render(figures: dict[str, Any]) -> str:
             w(f"| {line.part} | " + " | ".join(cells) + f" | {months[1_000_000][i].how} |")
         w("| **Total** | " + " | ".join(f"**{money(totals[door][n])}**" for n in FLEETS) + " | |")
         w("")
+    _options(figures, w)
     _sweeper_design(figures, w)
     _inputs(figures, w)
+    _assumptions(figures, w)
+    _prices(w)
     return "\n".join(out) + "\n"
 
 
 def _sweeper_design(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     runners = 1_000_000
-    scan = (
-        figures["sweeper"]["read_units_per_100k"] * runners / 100_000 * SWEEPS_A_MONTH / 1e6 * p.DYNAMODB_READ_MILLION
-    )
+    scan = scan_read_units(figures, runners) * SWEEPS_A_MONTH / 1e6 * p.DYNAMODB_READ_MILLION
     writes = runners * HEARTBEATS_A_RUNNER_A_MONTH * figures["write_units_per_heartbeat"] / 1e6
     writes *= p.DYNAMODB_WRITE_MILLION
     w("## Why the sweeper scans")
@@ -244,13 +306,59 @@ def _sweeper_design(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     w("")
 
 
+def _options(figures: dict[str, Any], w: Callable[[str], None]) -> None:
+    """What -c billing=provisioned and -c traceSampling save, by front door and fleet."""
+    sampled = {"private": assumption("sampled_share_rest"), "regional": assumption("sampled_share_rest"), "alb": 0.0}
+    w("## Cheaper options")
+    w("")
+    w("Two context values lower the bill; neither is on by default. $ a month, everything counted:")
+    w("")
+    w("- `-c billing=provisioned`: the table in provisioned mode, auto scaling reads and writes at 70%")
+    w("  utilization (from 5 to 40,000 units). Heartbeats write at a steady rate, which provisioned capacity")
+    w("  serves for less than on-demand; the sweeper's scan is a burst every 5 minutes that DynamoDB's burst")
+    w("  capacity (up to 300 s of unused reads) absorbs at the average rate provisioned. Auto scaling follows a")
+    w("  fleet that grows in minutes, not seconds: a fleet that doubles at once is throttled until it has")
+    w("  (the `TableThrottles` alarm), and a throttled heartbeat is retried by the client, then missed.")
+    w("- `-c traceSampling=0.001` (REST APIs): an X-Ray sampling rule on the stage traces one heartbeat in a")
+    w("  thousand instead of X-Ray's default rule (1 a second, then 5%). Behind the ALB nothing takes a sampling")
+    w("  decision and Lambda's own rate cannot be configured: there `-c traceSampling=0` traces no heartbeat.")
+    w("")
+    w("| Front door | Option | " + " | ".join(f"{n:,} runners" for n in FLEETS) + " |")
+    w("|---|---|" + "---|" * len(FLEETS))
+    for door, name in FRONT_DOORS.items():
+        trace = f"traceSampling={sampled[door]:g}"
+        rows = {
+            "as deployed by default": DEFAULT,
+            "billing=provisioned": Options(provisioned=True),
+            trace: Options(trace_share=sampled[door]),
+            f"both ({trace})": Options(provisioned=True, trace_share=sampled[door]),
+        }
+        for label, options in rows.items():
+            cells = [f"{money(total(figures, door, n, options))}, {money(per_million(figures, door, n, options))}/M"
+                     for n in FLEETS]  # fmt: skip
+            w(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    w("")
+    at = 1_000_000
+    for door, name in FRONT_DOORS.items():
+        base = total(figures, door, at)
+        provisioned = base - total(figures, door, at, Options(provisioned=True))
+        tracing = base - total(figures, door, at, Options(trace_share=sampled[door]))
+        w(f"- {name}, 1,000,000 runners: provisioned billing saves {money(provisioned)} a month, "
+          f"traceSampling={sampled[door]:g} {money(tracing)}.")  # fmt: skip
+    w("")
+
+
 def _inputs(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     w("## Measured inputs (bench/figures.json)")
     w("")
     w("| Input | Value |")
     w("|---|---|")
     w(f"| DynamoDB HTTP attempts per heartbeat | {figures['dynamodb_attempts_per_heartbeat']} |")
-    w(f"| Write units per heartbeat | {figures['write_units_per_heartbeat']} (item {figures['item_bytes']} B) |")
+    w(f"| Write units per heartbeat | {figures['write_units_per_heartbeat']} |")
+    w(f"| A runner's item, as DynamoDB sizes it (writes, scan reads, storage) | {figures['item_bytes']} B |")
+    w(f"| Bytes on the wire per heartbeat, new TLS connection, both ways (TCP payload) | "
+      f"{figures['wire_bytes_per_heartbeat']:,} B |")  # fmt: skip
+    w(f"| Of which HTTP request and response | {figures['http_bytes_per_heartbeat']:,} B |")
     for shape in ("rest", "alb"):
         w(f"| Handler time per heartbeat, {shape.upper()} event, canned DynamoDB answer (p50) | "
           f"{figures['handler_ms_p50'][shape]:.2f} ms |")  # fmt: skip
@@ -258,10 +366,24 @@ def _inputs(figures: dict[str, Any], w: Callable[[str], None]) -> None:
         w(f"| Log bytes to CloudWatch per steady heartbeat, {shape.upper()} | "
           f"{figures['log_bytes_per_heartbeat'][shape]} B |")  # fmt: skip
     sweeper = figures["sweeper"]
-    w(f"| Sweeper read units per 100k runners per sweep | {sweeper['read_units_per_100k']:,.1f} |")
     w(f"| Sweeper seconds per 100k runners per sweep | {sweeper['seconds_per_100k']:,.2f} ({sweeper['source']}) |")
-    w(f"| Cold start, import + first request / boto3 + client + one UpdateItem | {figures['cold_start_ratio']:.2f}x |")
+    cold = figures["cold_start"]
+    counted = "not counted" if cold["instructions_ratio"] is None else f"{cold['instructions_ratio']:.2f}x"
+    w(f"| Cold start, import + first request / boto3 + client + one UpdateItem: instructions (callgrind) | {counted} |")
+    w(f"| The same by wall clock (median of interleaved runs; noisy on a shared machine) | "
+      f"{cold['wall_clock_ratio']:.2f}x |")  # fmt: skip
     w("")
+    w("The bytes on the wire come from a real boto3 client sending one heartbeat over a fresh connection to a")
+    w("TLS 1.3 listener serving a three-certificate RSA-2048 chain shaped like an ACM one, in front of `make")
+    w("serve` (bench/wire.py). TCP/IP headers (about 20 packets of 52 B) are not in them, nor a post-quantum")
+    w("key share, which newer clients add (about 2 KB more a handshake). The VPC endpoint and inter-AZ lines")
+    w("use the wire bytes; the ALB's processed-bytes dimension uses the HTTP bytes, as AWS defines it (if it")
+    w(f"counted the handshake, it would bill {wire_lcus(figures):,.1f} LCU at 1,000,000 runners instead of "
+      f"{alb_lcus(1e6 / 900, figures['http_bytes_per_heartbeat']):,.1f}).")  # fmt: skip
+    w("")
+
+
+def _assumptions(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     w("## Assumptions (not measurable here)")
     w("")
     w("| Assumption | Value | Why |")
@@ -269,16 +391,41 @@ def _inputs(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     for name, (value, why) in ASSUMPTIONS.items():
         if name.endswith("_note"):
             continue
-        w(f"| {name} | {value:g} | {why} |")
+        shown = f"{value:,.0f}" if float(value).is_integer() else f"{value:.3g}"
+        w(f"| {name} | {shown} | {why} |")
     w(f"| custom metrics | {custom_metrics()} | every metric the code can publish, billed a whole month |")
     w("| CloudWatch Logs bytes | +26 B an event | the per-event size CloudWatch Logs counts, to err high |")
     w("")
     w("Left out, each under a cent per million heartbeats or off by default: CloudWatch Logs storage after")
-    w("ingestion, X-Ray trace retrieval, data transfer within the region, the one write unit and one")
-    w("EventBridge event ($1 per million) per runner flagged stale, the rare lines and metrics of new")
-    w("runners, terminate answers and refusals, and the ALB's access logs (off unless")
-    w("`-c albAccessLogBucket=...`; they go to S3, not CloudWatch Logs: about 700 B a heartbeat before")
-    w("compression).")
+    w("ingestion, X-Ray trace retrieval, the one write unit and one EventBridge event ($1 per million) per")
+    w("runner flagged stale, the rare lines and metrics of new runners, terminate answers and refusals, KMS")
+    w("requests, and the ALB's access logs (off unless `-c albAccessLogBucket=...`; they go to S3, not")
+    w("CloudWatch Logs: about 700 B a heartbeat before compression). Left out too, though not small: a regional")
+    w("API's answers to runners outside AWS leave at internet data-transfer rates (at 1,000,000 runners about")
+    w(f"{money(internet_out(figures))} a month at ${p.INTERNET_OUT_GB} a GB); runners inside AWS pay far less.")
+    w("")
+
+
+def _prices(w: Callable[[str], None]) -> None:
+    w("## Prices")
+    w("")
+    w(f"{p.REGION}, {p.AS_OF}; each price's page is named beside it in bench/prices.py.")
+    w("")
+    w("| Price | Source |")
+    w("|---|---|")
+    for price, source in p.SOURCES.items():
+        w(f"| {price} | {source} |")
+
+
+def wire_lcus(figures: dict[str, Any]) -> float:
+    """The ALB's LCUs at 1,000,000 runners if its processed bytes counted the whole TLS connection."""
+    return alb_lcus(1e6 / 900, figures["wire_bytes_per_heartbeat"])
+
+
+def internet_out(figures: dict[str, Any]) -> float:
+    """A month of a regional API's answers (TLS bytes towards the runner) at internet rates, 1,000,000 runners."""
+    down = figures["wire_bytes_per_heartbeat"] - figures["wire_bytes_up_per_heartbeat"]
+    return float(1e6 * HEARTBEATS_A_RUNNER_A_MONTH * down / 1e9 * p.INTERNET_OUT_GB)
 
 
 def load_figures(path: Path = FIGURES) -> dict[str, Any]:

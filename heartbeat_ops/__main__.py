@@ -386,7 +386,7 @@ def _no_make_serve() -> str:
 
 def _credentials_message(error: Exception) -> str:
     if isinstance(error, NoRegionError):
-        return "no AWS region: pass --region or set AWS_REGION"
+        return "no AWS region: pass --region or set AWS_DEFAULT_REGION (boto3 does not read AWS_REGION)"
     return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 
 

@@ -128,9 +128,22 @@ class HeartbeatLoadBalancer(Construct):
                 "Http", port=HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP, default_action=forward, open=False
             )
 
+        self.domain_name = settings.alb_domain_name
+
     @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.load_balancer.load_balancer_dns_name}/"
+    def url(self) -> str | None:
+        """The URL clients call, where it is known.
+
+        Clients check the certificate against the name they call, and the load balancer's own DNS name
+        matches no certificate: over HTTPS the URL is the albDomainName the certificate covers (a DNS
+        record must point it at the load balancer). Without that name it is unknown; over plain HTTP
+        alone, the load balancer's own name works.
+        """
+        if self.domain_name is not None:
+            return f"{self.scheme}://{self.domain_name}/"
+        if self.scheme == "http":
+            return f"http://{self.load_balancer.load_balancer_dns_name}/"
+        return None
 
     def signals(self) -> FrontDoorSignals:
         """The load balancer's own metrics: its own 5XX (502/503/504) and the handler's, per request."""

@@ -11,6 +11,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from infra.monitoring import NAMESPACE
+
 LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_src"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -49,6 +51,8 @@ class HeartbeatFunction(Construct):
         environment: dict[str, str],
         layer: lambda_.ILayerVersion,
         log_retention: logs.RetentionDays,
+        service: str,
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -76,8 +80,9 @@ class HeartbeatFunction(Construct):
             memory_size=memory_size,
             timeout=timeout,
             environment={
-                "POWERTOOLS_SERVICE_NAME": "taskrunner-heartbeat",
-                "POWERTOOLS_METRICS_NAMESPACE": "TaskRunnerHeartbeat",
+                # The metrics' `service` dimension and every log line's `service` key: one per stack.
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 **environment,
             },
@@ -90,6 +95,6 @@ class HeartbeatFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=tracing,
             role=self.role,
         )

@@ -20,14 +20,16 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+# The functions' EMF metrics (lambda_src/heartbeat/observability.py) go to this namespace, with a `service`
+# dimension that is the stack's name (Powertools' POWERTOOLS_SERVICE_NAME, set by infra/functions.py):
+# CloudFormation keeps stack names unique in an account and region, so two stacks never read each other's.
 NAMESPACE = "TaskRunnerHeartbeat"
-SERVICE_DIMENSION = {"service": "taskrunner-heartbeat"}
 
 
-def service_metric(name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
-    """One of the handlers' EMF metrics (lambda_src/heartbeat/observability.py)."""
+def service_metric(service: str, name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
+    """One of this stack's functions' EMF metrics."""
     return cw.Metric(
-        namespace=NAMESPACE, metric_name=name, dimensions_map=SERVICE_DIMENSION, period=period, statistic=statistic
+        namespace=NAMESPACE, metric_name=name, dimensions_map={"service": service}, period=period, statistic=statistic
     )
 
 
@@ -114,8 +116,13 @@ class Monitoring(Construct):
         dead_letters: sqs.IQueue,
         sweep_interval_minutes: int,
         alarm_topic_arn: str | None,
+        service: str,
     ) -> None:
         super().__init__(scope, construct_id)
+
+        def metric(name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
+            return service_metric(service, name, period, statistic)
+
         # Alarm names start with the stack's name: unique per stack, and what the topic's and the
         # key's policies match CloudWatch's aws:SourceArn against.
         prefix = f"{Stack.of(self).stack_name}-"
@@ -160,7 +167,7 @@ class Monitoring(Construct):
                 "SweeperNotRunning",
                 alarm_name=prefix + "SweeperNotRunning",
                 alarm_description="The sweeper has not completed a run: silent runners are not being flagged",
-                metric=service_metric("SweepsCompleted", sweep_window),
+                metric=metric("SweepsCompleted", sweep_window),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -169,7 +176,7 @@ class Monitoring(Construct):
             "SweepGuardTripped": at_least_one(
                 "SweepGuardTripped",
                 "The mass-staleness guard held flags back: most of the fleet or of a worker group went silent",
-                service_metric("SweepGuardTripped", five),
+                metric("SweepGuardTripped", five),
             ),
             "SweeperDeadLetters": at_least_one(
                 "SweeperDeadLetters",
@@ -179,7 +186,7 @@ class Monitoring(Construct):
             "StaleEventsOwed": at_least_one(
                 "StaleEventsOwed",
                 "Stale events could not be published for three sweeps running (EventBridge)",
-                service_metric("StaleEventsOwed", five, "Minimum"),
+                metric("StaleEventsOwed", five, "Minimum"),
                 periods=3,
             ),
             "TableThrottles": at_least_one(
@@ -218,14 +225,14 @@ class Monitoring(Construct):
                 # handler no longer writes a metric line per heartbeat, only for the rare terminate answer.
                 left=[
                     handler.metric_invocations(period=minute, label="Heartbeats (handler invocations)"),
-                    service_metric("TerminateAnswers", minute),
+                    metric("TerminateAnswers", minute),
                 ],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Sweeper: runners flagged stale, guard trips",
-                left=[service_metric("RunnersFlagged", five), service_metric("SweepGuardTripped", five)],
-                right=[service_metric("RunnersExamined", five, "Maximum")],
+                left=[metric("RunnersFlagged", five), metric("SweepGuardTripped", five)],
+                right=[metric("RunnersExamined", five, "Maximum")],
                 width=12,
             ),
             cw.GraphWidget(title=f"{front_door.label} errors (4XX, 5XX)", left=list(front_door.errors), width=12),

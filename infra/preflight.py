@@ -2,13 +2,16 @@
 
 Synth makes no AWS call, so a missing dependency would otherwise surface only as an opaque
 CloudFormation failure half-way through a deploy. Each problem found is one line that names it
-and what to pass instead. Run as `python -m infra.preflight -c key=value ...` (the deploy's context).
+and what to pass instead. Run as `python -m infra.preflight -c key=value ...` (the deploy's context): it
+checks the account and region `cdk deploy` would target (infra/target.py) and prints that region, which
+`make deploy` passes to `cdk deploy --region`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infra.api import STAGE
 from infra.functions import POWERTOOLS_VERSION, powertools_parameter_name
 from infra.settings import DEFAULT_STACK_NAME, DeploySettings, SettingsError
+from infra.target import cdk_profile, cdk_region, missing_region_message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +36,7 @@ def check(context: Mapping[str, Any], session: boto3.session.Session) -> list[st
         return [str(error).splitlines()[0].rstrip(":") + " (see docs/deploy.md)"]
     region = session.region_name
     if not region:
-        return ["No AWS region configured: set AWS_REGION (or your profile's region) to the region to deploy to"]
+        return [missing_region_message()]
     checks: list[Callable[[DeploySettings, boto3.session.Session, str], list[str]]] = [_powertools_layer]
     if settings.alarm_topic_arn:
         checks.append(_alarm_topic)
@@ -147,16 +151,34 @@ def _certificate(settings: DeploySettings, session: boto3.session.Session, regio
             f"({region}): check -c certificateArn=..."
         ]
     try:
-        status = session.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+        certificate = session.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
     except ClientError as error:
         if _code(error) == "ResourceNotFoundException":
             return [f"Certificate {arn} does not exist in {region}: check -c certificateArn=..."]
         raise
-    if status != "ISSUED":
-        return [
-            f"Certificate {arn} is {status}, not ISSUED: a listener needs an issued certificate (-c certificateArn=...)"
-        ]
-    return []
+    problems = []
+    if certificate["Status"] != "ISSUED":
+        problems.append(
+            f"Certificate {arn} is {certificate['Status']}, not ISSUED: a listener needs an issued certificate "
+            "(-c certificateArn=...)"
+        )
+    names = {certificate.get("DomainName", ""), *certificate.get("SubjectAlternativeNames", [])} - {""}
+    domain = settings.alb_domain_name
+    if domain is not None and not any(covers(name, domain) for name in names):
+        problems.append(
+            f"Certificate {arn} covers {', '.join(sorted(names))}, not {domain}: clients calling {domain} would "
+            "refuse it (check -c albDomainName=... and -c certificateArn=...)"
+        )
+    return problems
+
+
+def covers(name: str, host: str) -> bool:
+    """Whether a certificate name covers a host name: exactly, or as a wildcard for one leftmost label."""
+    name, host = name.lower().rstrip("."), host.lower().rstrip(".")
+    if name.startswith("*."):
+        label, _, rest = host.partition(".")
+        return bool(label) and rest == name[2:]
+    return name == host
 
 
 def _security_groups(settings: DeploySettings, session: boto3.session.Session, region: str) -> list[str]:
@@ -280,7 +302,12 @@ def read_context(pairs: Sequence[str], cdk_json: Path = ROOT / "cdk.json") -> di
     return context
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class Stop(Exception):
+    """A problem that leaves nothing to check: no region, no credentials. Its message is the one line to print."""
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ) -> int:
+    """Check, one line per problem on stderr; on success print the region checked on stdout, for cdk deploy."""
     parser = argparse.ArgumentParser(
         prog="python -m infra.preflight", description="Check the target account and region before cdk deploy."
     )
@@ -288,16 +315,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", help="the AWS profile cdk deploy is given, if any")
     args, _cdk_options = parser.parse_known_args(argv)
     try:
-        session = boto3.session.Session(profile_name=args.profile)
-    except BotoCoreError as error:
-        print(f"preflight: {error}: check --profile and your AWS configuration", file=sys.stderr)
-        return 1
+        region = cdk_region(env, args.profile)
+        if region is None:
+            raise Stop(missing_region_message())
+        try:
+            session = boto3.session.Session(profile_name=cdk_profile(env, args.profile), region_name=region.name)
+        except BotoCoreError as error:
+            raise Stop(f"{error}: check --profile and your AWS configuration") from None
+        account = account_of(session)
+    except Stop as stop:
+        return _fail([str(stop)])
     problems = check(read_context(args.context), session)
+    if problems:
+        summary = f"{len(problems)} problem(s) in account {account}, {region.name}; nothing was deployed"
+        return _fail([*problems, summary])
+    print(f"preflight: account {account}, region {region.name} (from {region.source}): ready", file=sys.stderr)
+    print(region.name)
+    return 0
+
+
+def account_of(session: boto3.session.Session) -> str:
+    """The account the session's credentials belong to; Stop with the fix when there are none, or they are refused."""
+    profile = "" if session.profile_name == "default" else f" for profile {session.profile_name}"
+    if session.get_credentials() is None:
+        raise Stop(
+            f"No AWS credentials found{profile}: run `aws configure` (or `aws sso login`), pass --profile in CONTEXT, "
+            "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    try:
+        return str(session.client("sts").get_caller_identity()["Account"])
+    except ClientError as error:
+        raise Stop(f"The AWS credentials{profile} were refused ({_code(error)}): renew them, or pass others") from None
+    except BotoCoreError as error:  # an expired SSO token, a failing credential_process, no network...
+        raise Stop(f"Could not use the AWS credentials{profile}: {error}") from None
+
+
+def _fail(problems: list[str]) -> int:
     for problem in problems:
         print(f"preflight: {problem}", file=sys.stderr)
-    if problems:
-        print(f"preflight: {len(problems)} problem(s); nothing was deployed", file=sys.stderr)
-    return 1 if problems else 0
+    return 1
 
 
 if __name__ == "__main__":

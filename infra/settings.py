@@ -23,6 +23,7 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 ENDPOINT_TYPES = ("private", "regional", "alb")
+BILLING_MODES = ("on-demand", "provisioned")
 DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
 # Ranges a regional API never sees as aws:SourceIp: it is the caller's public address (private,
 # shared and link-local ranges are translated before they reach AWS; loopback never leaves a host),
@@ -42,7 +43,12 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 # Context keys that only the ALB front door takes.
-_ALB_KEYS = ("vpcId", "subnetIds", "certificateArn", "allowedSecurityGroupIds", "albPlainHttp", "albAccessLogBucket")
+_ALB_KEYS = (
+    "vpcId", "subnetIds", "certificateArn", "allowedSecurityGroupIds", "albPlainHttp", "albAccessLogBucket",
+    "albDomainName",
+)  # fmt: skip
+# A host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _VPC_ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 _EVENT_BUS_NAME = re.compile(r"^[A-Za-z0-9._\-/]{1,256}$")
@@ -76,6 +82,7 @@ class DeploySettings:
     allowed_security_group_ids: tuple[str, ...] = ()
     alb_plain_http: bool = False
     alb_access_log_bucket: str | None = None
+    alb_domain_name: str | None = None  # the name clients call, which the certificate covers
     stale_after_minutes: int = 45
     retention_days: int = 7
     sweep_interval_minutes: int = 5
@@ -91,6 +98,12 @@ class DeploySettings:
     event_bus_name: str = "default"
     stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
     api_gateway_cloudwatch_role: bool = False
+    billing: str = "on-demand"  # the table's capacity mode: "on-demand", or "provisioned" with auto scaling
+    trace_sampling: float | None = None  # the share of heartbeats X-Ray traces; None: X-Ray's default rule
+
+    @property
+    def is_provisioned(self) -> bool:
+        return self.billing == "provisioned"
 
     @property
     def is_private(self) -> bool:
@@ -125,6 +138,8 @@ class DeploySettings:
             event_bus_name=_text(get("eventBusName")) or "default",
             stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
             api_gateway_cloudwatch_role=_bool(get, "apiGatewayCloudWatchRole", False),
+            billing=_text(get("billing")) or "on-demand",
+            trace_sampling=_share(get, "traceSampling"),
         )
         settings._check()
         return settings
@@ -154,6 +169,14 @@ class DeploySettings:
             raise SettingsError(
                 f"logRetentionDays must be one of CloudWatch's values {sorted(_RETENTION_DAYS)}, "
                 f"got {self.log_retention_days}"
+            )
+        if self.billing not in BILLING_MODES:
+            raise SettingsError(f"billing must be 'on-demand' or 'provisioned', got {self.billing!r}")
+        if self.is_alb and self.trace_sampling:
+            raise SettingsError(
+                f"traceSampling: {self.trace_sampling:g} needs a REST API, whose stage takes X-Ray's sampling "
+                "decision; a load balancer takes none, and Lambda's own rate (1 a second, then 5%) cannot be "
+                "configured: with endpointType=alb pass -c traceSampling=0 to trace no heartbeat, or leave it out"
             )
         if self.table_encryption not in ("aws-owned", "customer-managed"):
             raise SettingsError(
@@ -228,6 +251,7 @@ def _alb_access(get: Callable[[str], Any], cidrs: tuple[str, ...]) -> dict[str, 
     security_groups = _list(get("allowedSecurityGroupIds"))
     plain_http = _bool(get, "albPlainHttp", False)
     access_log_bucket = _text(get("albAccessLogBucket"))
+    domain_name = _host_name(get("albDomainName"))
     if access_log_bucket is not None and not _BUCKET_NAME.match(access_log_bucket):
         raise SettingsError(f"albAccessLogBucket: {access_log_bucket!r} is not an S3 bucket name")
     if vpc_id is None or not _VPC_ID.match(vpc_id):
@@ -268,7 +292,19 @@ def _alb_access(get: Callable[[str], Any], cidrs: tuple[str, ...]) -> dict[str, 
         "allowed_security_group_ids": security_groups,
         "alb_plain_http": plain_http,
         "alb_access_log_bucket": access_log_bucket,
+        "alb_domain_name": domain_name,
     }
+
+
+def _host_name(value: Any) -> str | None:
+    """albDomainName: the name the runners call, which the certificate covers."""
+    name = (_text(value) or "").lower().rstrip(".") or None
+    if name is not None and not _HOST_NAME.match(name):
+        raise SettingsError(
+            f"albDomainName: {name!r} is not a host name like heartbeat.example.internal "
+            "(the name your runners call, which the certificate covers)"
+        )
+    return name
 
 
 def _text(value: Any) -> str | None:
@@ -309,6 +345,20 @@ def _float(get: Callable[[str], Any], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if not 0 < value <= 1:
         raise SettingsError(f"{name} must be greater than 0 and at most 1 (1 turns the guard off), got {raw!r}")
+    return value
+
+
+def _share(get: Callable[[str], Any], name: str) -> float | None:
+    """A fraction from 0 to 1, or None when not given."""
+    raw = get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(str(raw))
+    except ValueError:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {raw!r}")
     return value
 
 

@@ -7,15 +7,17 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.alb import HeartbeatLoadBalancer
-from infra.api import HeartbeatApi
+from infra.api import STAGE, HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
 from infra.storage import RunnerTable
+from infra.tracing import TraceSampling
 
 # What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
 HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
@@ -29,7 +31,7 @@ class HeartbeatStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         storage = RunnerTable(
             self, "Runners", customer_managed_key=settings.table_encryption == "customer-managed",
-            retain=settings.retain_data,
+            retain=settings.retain_data, provisioned=settings.is_provisioned,
         )  # fmt: skip
         table = storage.table
         layer = powertools_layer(self, settings.powertools_layer_arn)
@@ -53,14 +55,17 @@ class HeartbeatStack(Stack):
         handler = HeartbeatFunction(
             self, "Handler", handler="heartbeat.handler.lambda_handler",
             description="ReportTaskRunnerHeartbeat API handler", memory_size=256, timeout=Duration.seconds(10),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
+            # Behind a load balancer nothing upstream takes X-Ray's sampling decision: traceSampling=0 traces none.
+            tracing=lambda_.Tracing.PASS_THROUGH if settings.is_alb and settings.trace_sampling == 0
+            else lambda_.Tracing.ACTIVE,
         )  # fmt: skip
         # 1,769 MB (one full vCPU) and 5 minutes: a sweep scans the whole fleet in parallel segments and its
         # CPU (parsing the pages) is what bounds it; docs/performance.md, Sweeper scale: 10M runners in under 3 minutes.
         sweeper = HeartbeatFunction(
             self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
             description="Flags task runners that went silent", memory_size=1769, timeout=Duration.minutes(5),
-            environment=environment, layer=layer, log_retention=settings.log_retention,
+            environment=environment, layer=layer, log_retention=settings.log_retention, service=self.stack_name,
         )  # fmt: skip
         # The sweeper publishes one stale event per flagged runner, to this bus only.
         self.event_bus_arn = self.format_arn(
@@ -77,24 +82,21 @@ class HeartbeatStack(Stack):
             front_door = HeartbeatLoadBalancer(self, "LoadBalancer", handler=handler.function, settings=settings)
         else:
             front_door = HeartbeatApi(self, "Endpoint", handler=handler.function, settings=settings)
+            if settings.trace_sampling is not None:
+                TraceSampling(
+                    self, "TraceSampling", stage_service_name=f"{front_door.api.rest_api_name}/{STAGE}",
+                    share=settings.trace_sampling,
+                )  # fmt: skip
         schedule = SweepSchedule(
             self, "Sweep", sweeper=sweeper.function, interval_minutes=settings.sweep_interval_minutes
         )
         monitoring = Monitoring(
             self, "Monitoring", front_door=front_door.signals(), handler=handler.function, sweeper=sweeper.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
-            alarm_topic_arn=settings.alarm_topic_arn,
+            alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
         )  # fmt: skip
 
-        CfnOutput(self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients")
-        if isinstance(front_door, HeartbeatApi) and settings.is_private:
-            CfnOutput(
-                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
-                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
-            )  # fmt: skip
-        CfnOutput(self, "TableName", value=table.table_name, description="The runners table")
-        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
-        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
+        self._outputs(front_door, settings, table_name=table.table_name, monitoring=monitoring)
 
         self._acknowledge_findings(handler, sweeper, schedule)
         if isinstance(front_door, HeartbeatApi):
@@ -109,6 +111,32 @@ class HeartbeatStack(Stack):
                         "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
                         "scoped to that one key's ARN.",
                     )  # fmt: skip
+
+    def _outputs(
+        self, front_door: HeartbeatApi | HeartbeatLoadBalancer, settings: DeploySettings, *, table_name: str,
+        monitoring: Monitoring,
+    ) -> None:  # fmt: skip
+        """What an operator needs after a deploy: where clients call, and where to look."""
+        if front_door.url is not None:
+            CfnOutput(
+                self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients"
+            )
+        if isinstance(front_door, HeartbeatLoadBalancer) and (front_door.domain_name or front_door.scheme == "https"):
+            name = front_door.domain_name or "a name your certificate covers"
+            why = ": clients verify the certificate against the name they call" if front_door.scheme == "https" else ""
+            CfnOutput(
+                self, "LoadBalancerDnsName", value=front_door.load_balancer.load_balancer_dns_name,
+                description=f"Point {name} at this name (a CNAME, or an alias record in a private hosted zone your "
+                f"runners resolve){why}",
+            )  # fmt: skip
+        if isinstance(front_door, HeartbeatApi) and settings.is_private:
+            CfnOutput(
+                self, "EndpointAliasUrls", value=front_door.alias_urls(settings.vpc_endpoint_ids),
+                description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
+            )  # fmt: skip
+        CfnOutput(self, "TableName", value=table_name, description="The runners table")
+        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
     @staticmethod
     def _acknowledge_findings(handler: HeartbeatFunction, sweeper: HeartbeatFunction, schedule: SweepSchedule) -> None:

@@ -10,12 +10,26 @@ from constructs import Construct
 # The item shape the code writes (lambda_src/heartbeat/store/).
 PARTITION_KEY = "taskrunnerId"
 TTL_ATTRIBUTE = "expiresAt"
+# Provisioned capacity (-c billing=provisioned): auto scaling keeps consumption at this share of what is
+# provisioned, between these bounds (40,000 units: DynamoDB's default per-table quota, as on-demand's).
+TARGET_UTILIZATION_PERCENT = 70
+MIN_CAPACITY = 5
+MAX_CAPACITY = 40_000
 
 
 class RunnerTable(Construct):
-    """On-demand, keyed on taskrunnerId, TTL on expiresAt, point-in-time recovery, kept on destroy."""
+    """On-demand (or provisioned with auto scaling), keyed on taskrunnerId, TTL on expiresAt, point-in-time
+    recovery, kept on destroy."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, customer_managed_key: bool, retain: bool) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        customer_managed_key: bool,
+        retain: bool,
+        provisioned: bool = False,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key = (
             kms.Key(
@@ -34,7 +48,9 @@ class RunnerTable(Construct):
             self,
             "Table",
             partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            billing_mode=dynamodb.BillingMode.PROVISIONED if provisioned else dynamodb.BillingMode.PAY_PER_REQUEST,
+            read_capacity=MIN_CAPACITY if provisioned else None,
+            write_capacity=MIN_CAPACITY if provisioned else None,
             time_to_live_attribute=TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -44,3 +60,13 @@ class RunnerTable(Construct):
             encryption=(dynamodb.TableEncryption.CUSTOMER_MANAGED if self.key else dynamodb.TableEncryption.DEFAULT),
             encryption_key=self.key,
         )
+        if provisioned:
+            # Heartbeats write at a steady rate; the sweeper's scan reads in a burst every few minutes, which
+            # DynamoDB's burst capacity (up to 300 s of unused reads) absorbs at the average rate provisioned.
+            bounds = {"min_capacity": MIN_CAPACITY, "max_capacity": MAX_CAPACITY}
+            self.table.auto_scale_write_capacity(**bounds).scale_on_utilization(
+                target_utilization_percent=TARGET_UTILIZATION_PERCENT
+            )
+            self.table.auto_scale_read_capacity(**bounds).scale_on_utilization(
+                target_utilization_percent=TARGET_UTILIZATION_PERCENT
+            )

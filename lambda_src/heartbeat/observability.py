@@ -22,7 +22,9 @@ from aws_lambda_powertools import Logger, Metrics
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "taskrunner-heartbeat")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TaskRunnerHeartbeat")
 
-logger = Logger(service=SERVICE)
+# RFC 3339 timestamps: Lambda's log-level filtering (JSON log format) reads a line's "level" only when its
+# "timestamp" is RFC 3339, and files every other line as INFO; a stricter level would then drop ERROR lines too.
+logger = Logger(service=SERVICE, use_rfc3339=True)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 

@@ -32,6 +32,8 @@ REGIONAL = {
     "retainData": "false",
     "eventBusName": "ops-bus",
     "staleAfterMinutesByWorkerGroup": '{"fast-etl": 10}',
+    "billing": "provisioned",
+    "traceSampling": "0.001",
 }
 
 ALB = {
@@ -42,13 +44,15 @@ ALB = {
     "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
     "allowedSourceCidrs": "10.20.0.0/16,2001:db8::/56",
     "allowedSecurityGroupIds": "sg-0123456789abcdef0",
+    "albDomainName": "Heartbeat.Example.Internal.",
 }
 # The one way to get a plain-HTTP listener: no certificate, and the explicit opt-in.
 ALB_PLAIN_HTTP = {
-    **{k: v for k, v in ALB.items() if k != "certificateArn"},
+    **{k: v for k, v in ALB.items() if k not in ("certificateArn", "albDomainName")},
     "stackName": "HeartbeatAlbHttp",
     "albPlainHttp": "true",
     "albAccessLogBucket": "heartbeat-alb-logs",
+    "traceSampling": "0",
 }
 # The feature flags cdk.json gives the CLI's synth; the tests synthesize with the same.
 FEATURE_FLAGS: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from tests.infra.conftest import ALB, Synth
+from tests.infra.conftest import ALB, Synth, synth
 from tests.infra.test_stack import function, only
 
 HANDLER = "heartbeat.handler.lambda_handler"
@@ -109,10 +110,29 @@ def test_alarm_and_dashboard_read_the_load_balancers_own_metrics(alb: Synth) -> 
     assert "AWS/ApiGateway" not in body
 
 
-def test_endpoint_url_is_the_load_balancers_https_name(alb: Synth) -> None:
+def test_endpoint_url_is_the_name_the_certificate_covers_and_the_dns_record_to_make_is_output(alb: Synth) -> None:
+    # The load balancer's own name (internal-...elb.amazonaws.com) matches no certificate a client would accept.
     [lb_id] = resources(alb, "AWS::ElasticLoadBalancingV2::LoadBalancer")
-    url = alb.template.find_outputs("EndpointUrl")["EndpointUrl"]["Value"]
-    assert url == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [lb_id, "DNSName"]}, "/"]]}
+    outputs = alb.template.find_outputs("*")
+    assert outputs["EndpointUrl"]["Value"] == "https://heartbeat.example.internal/"
+    record = outputs["LoadBalancerDnsName"]
+    assert record["Value"] == {"Fn::GetAtt": [lb_id, "DNSName"]}
+    assert record["Description"].startswith("Point heartbeat.example.internal at this name")
+
+
+def test_without_a_domain_name_no_endpoint_url_is_made_up(tmp_path: Path) -> None:
+    no_name = synth({k: v for k, v in ALB.items() if k != "albDomainName"}, tmp_path)
+    outputs = no_name.template.find_outputs("*")
+    assert "EndpointUrl" not in outputs
+    assert outputs["LoadBalancerDnsName"]["Description"].startswith("Point a name your certificate covers at")
+
+
+def test_plain_http_calls_the_load_balancers_own_name(alb_plain_http: Synth) -> None:
+    [lb_id] = resources(alb_plain_http, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    outputs = alb_plain_http.template.find_outputs("*")
+    url = outputs["EndpointUrl"]["Value"]
+    assert url == {"Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb_id, "DNSName"]}, "/"]]}
+    assert "LoadBalancerDnsName" not in outputs  # nothing to point anywhere
 
 
 def test_plain_http_only_when_opted_in_and_then_only_on_port_80(alb: Synth, alb_plain_http: Synth) -> None:
@@ -130,3 +150,15 @@ def test_access_logs_go_to_the_given_bucket_when_asked_for(alb_plain_http: Synth
     attributes = {a["Key"]: a["Value"] for a in props["LoadBalancerAttributes"]}
     assert attributes["access_logs.s3.enabled"] == "true"
     assert attributes["access_logs.s3.bucket"] == "heartbeat-alb-logs"
+
+
+def test_trace_sampling_zero_behind_a_load_balancer_traces_no_heartbeat(alb: Synth, alb_plain_http: Synth) -> None:
+    # Nothing upstream of the handler takes X-Ray's sampling decision, and Lambda's own rate cannot be set:
+    # traceSampling=0 makes the handler trace only requests already sampled, and an ALB samples none.
+    _, traced = function(alb.template, HANDLER)
+    assert traced["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    _, untraced = function(alb_plain_http.template, HANDLER)
+    assert untraced["Properties"]["TracingConfig"] == {"Mode": "PassThrough"}
+    _, sweeper = function(alb_plain_http.template, "heartbeat.sweeper.lambda_handler")
+    assert sweeper["Properties"]["TracingConfig"] == {"Mode": "Active"}  # a sweep every few minutes: all traced
+    assert resources(alb_plain_http, "AWS::XRay::SamplingRule") == {}

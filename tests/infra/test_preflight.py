@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 
 from heartbeat_local.process import ROOT
@@ -33,6 +36,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
         yield boto3.session.Session(region_name=REGION)
 
 
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
 def publish_powertools_parameter() -> None:
     """AWS's public parameter; moto refuses /aws/ names through the API, so it is stored as AWS would hold it."""
     ssm_backends[DEFAULT_ACCOUNT_ID][REGION]._parameters[powertools_parameter_name()].append(
@@ -52,8 +66,12 @@ def set_api_gateway_logging_role(session: boto3.session.Session) -> None:
     )
 
 
-def execute_api_endpoint(session: boto3.session.Session, service: str = f"com.amazonaws.{REGION}.execute-api") -> str:
-    ec2 = session.client("ec2")
+def execute_api_endpoint(
+    session: boto3.session.Session,
+    service: str = f"com.amazonaws.{REGION}.execute-api",
+    endpoint_url: str | None = None,
+) -> str:
+    ec2 = session.client("ec2", endpoint_url=endpoint_url)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     endpoint = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=service, VpcEndpointType="Interface")
     return str(endpoint["VpcEndpoint"]["VpcEndpointId"])
@@ -138,19 +156,22 @@ def alb_network(session: boto3.session.Session, zones: tuple[str, ...]) -> dict[
     return {"vpcId": vpc, "subnetIds": ",".join(subnets), "allowedSecurityGroupIds": runners}
 
 
-def imported_certificate(session: boto3.session.Session) -> str:
+def imported_certificate(session: boto3.session.Session, *names: str) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "heartbeat.example.internal")])
+    names = names or ("heartbeat.example.internal",)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
+    alternative = x509.SubjectAlternativeName([x509.DNSName(n) for n in names])
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+        .not_valid_after(now + datetime.timedelta(days=30)).add_extension(alternative, critical=False)
+        .sign(key, hashes.SHA256())
     )  # fmt: skip
     arn = session.client("acm").import_certificate(
         Certificate=cert.public_bytes(serialization.Encoding.PEM),
@@ -166,6 +187,22 @@ def test_an_alb_deploy_with_everything_in_place_passes(aws: boto3.session.Sessio
     context = {"endpointType": "alb", **alb_network(aws, (f"{REGION}a", f"{REGION}b")),
                "certificateArn": imported_certificate(aws)}  # fmt: skip
     assert preflight.check(context, aws) == []
+
+
+def test_the_alb_domain_name_must_be_one_the_certificate_covers(aws: boto3.session.Session) -> None:
+    publish_powertools_parameter()
+    network = alb_network(aws, (f"{REGION}a", f"{REGION}b"))
+    certificate = imported_certificate(aws, "heartbeat.example.internal", "*.runners.example.internal")
+    context = {"endpointType": "alb", **network, "certificateArn": certificate}
+    for covered in ("heartbeat.example.internal", "HEARTBEAT.example.internal.", "hb.runners.example.internal"):
+        assert preflight.check({**context, "albDomainName": covered}, aws) == [], covered
+    for not_covered in ("example.internal", "a.b.runners.example.internal", "runners.example.internal"):
+        [line] = preflight.check({**context, "albDomainName": not_covered}, aws)
+        assert line == (
+            f"Certificate {certificate} covers *.runners.example.internal, heartbeat.example.internal, not "
+            f"{not_covered}: clients calling {not_covered} would refuse it (check -c albDomainName=... and "
+            "-c certificateArn=...)"
+        )
 
 
 def test_alb_network_and_certificate_problems_each_get_their_line(aws: boto3.session.Session) -> None:
@@ -196,23 +233,88 @@ def test_main_prints_one_line_per_problem_and_fails(
     aws: boto3.session.Session, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert preflight.main(["-c", "endpointType=private", "-c", "vpcEndpointIds=vpce-0123456789abcdef0"]) == 1
-    lines = capsys.readouterr().err.splitlines()
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
     assert [line.split(":")[0] for line in lines] == ["preflight"] * 4
     assert "powertoolsLayerArn" in lines[0]
     assert "vpce-0123456789abcdef0 does not exist" in lines[1]
     assert "apiGatewayCloudWatchRole" in lines[2]
-    assert lines[3] == "preflight: 3 problem(s); nothing was deployed"
+    assert lines[3] == f"preflight: 3 problem(s) in account {DEFAULT_ACCOUNT_ID}, {REGION}; nothing was deployed"
+    assert out == ""  # no region for cdk deploy
 
 
-def test_make_deploy_runs_the_preflight_before_cdk_deploy() -> None:
+def test_main_checks_the_region_cdk_deploy_would_use_and_prints_it_for_cdk_deploy(
+    aws: boto3.session.Session, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Everything is in place in eu-west-1 only. The CDK CLI reads AWS_REGION first (boto3 never reads it).
+    publish_powertools_parameter()
+    set_api_gateway_logging_role(aws)
+    argv = ["-c", "endpointType=private", "-c", f"vpcEndpointIds={execute_api_endpoint(aws)}"]
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    assert preflight.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{REGION}\n"
+    assert err == f"preflight: account {DEFAULT_ACCOUNT_ID}, region {REGION} (from AWS_REGION): ready\n"
+    monkeypatch.delenv("AWS_REGION")  # now the CDK CLI would deploy to us-east-1: that is what is checked
+    assert preflight.main(argv) == 1
+    assert "does not exist in us-east-1" in capsys.readouterr().err
+
+
+def test_no_credentials_is_one_line_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    assert preflight.main(["-c", "endpointType=private", "-c", "vpcEndpointIds=vpce-0123456789abcdef0"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        "preflight: No AWS credentials found: run `aws configure` (or `aws sso login`), pass --profile in CONTEXT, "
+        "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )
+
+
+def test_make_deploy_passes_the_region_the_preflight_checked_to_cdk_deploy() -> None:
+    """make deploy for real, against moto's server, with `echo` standing in for the CDK CLI."""
+    with moto_server() as url:
+        env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            env.pop(name, None)
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="x")
+        layer = session.client("lambda", endpoint_url=url).publish_layer_version(
+            LayerName="powertools", Content={"ZipFile": b"PK\x05\x06" + b"\0" * 18}, CompatibleRuntimes=["python3.13"]
+        )["LayerVersionArn"]
+        vpce = execute_api_endpoint(session, endpoint_url=url)
+        context = (f"-c endpointType=private -c vpcEndpointIds={vpce} -c powertoolsLayerArn={layer} "
+                   "-c apiGatewayCloudWatchRole=true")  # fmt: skip
+        result = subprocess.run(
+            ["make", "--no-print-directory", "deploy", f"CONTEXT={context}", "CDK=echo cdk", "REQUIRE_APPROVAL=never"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [deployed] = [line for line in result.stdout.splitlines() if line.startswith("cdk deploy")]
+    assert f"--region {REGION} --require-approval never" in deployed
+    assert f"region {REGION} (from AWS_REGION): ready" in result.stderr
+
+
+def test_make_deploy_runs_cdk_deploy_only_after_a_passing_preflight() -> None:
     result = subprocess.run(
         ["make", "-n", "deploy", "CONTEXT=-c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    lines = result.stdout.splitlines()
-    [check] = [i for i, line in enumerate(lines) if "-m infra.preflight -c endpointType=private" in line]
-    [deploy] = [i for i, line in enumerate(lines) if "cdk deploy" in line]
-    assert check < deploy
+    # One shell command: cdk deploy runs only if the preflight succeeded, with the region it printed.
+    [command] = [line for line in result.stdout.replace("\\\n", " ").splitlines() if "cdk deploy" in line]
+    assert command.startswith("region=$(.venv/bin/python -m infra.preflight -c endpointType=private")
+    assert ") &&  node_modules/.bin/cdk deploy" in command
+    assert '--region "$region"' in command
+    assert "--require-approval" not in command  # asked for only with REQUIRE_APPROVAL=...
 
 
 def test_a_given_alarm_topic_under_the_aws_managed_key_is_refused(aws: boto3.session.Session) -> None:

@@ -151,6 +151,9 @@ def test_alb_mode_takes_private_ranges_and_security_groups() -> None:
         ({"allowedSecurityGroupIds": "group-1"}, "is not a security group id"),
         ({"vpcEndpointIds": "vpce-0123456789abcdef0"}, "takes no vpcEndpointIds"),
         ({"albAccessLogBucket": "Bad_Bucket"}, "is not an S3 bucket name"),
+        ({"albDomainName": "https://heartbeat.example.com/"}, "albDomainName: 'https://heartbeat.example.com/' is not"),
+        ({"albDomainName": "*.example.com"}, "is not a host name"),
+        ({"albDomainName": "-bad.example.com"}, "is not a host name"),
     ],
 )  # fmt: skip
 def test_alb_mode_bad_value_fails_with_a_clear_message(change: dict[str, str | None], named: str) -> None:
@@ -158,6 +161,35 @@ def test_alb_mode_bad_value_fails_with_a_clear_message(change: dict[str, str | N
     with pytest.raises(SettingsError) as excinfo:
         settings(**context)
     assert named in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("context", "named"),
+    [
+        ({"billing": "reserved"}, "billing must be 'on-demand' or 'provisioned'"),
+        ({"traceSampling": "5%"}, "traceSampling must be a number from 0 to 1"),
+        ({"traceSampling": "1.5"}, "traceSampling must be a number from 0 to 1"),
+        ({**ALB_CONTEXT, "traceSampling": "0.01"}, "-c traceSampling=0 to trace no heartbeat"),
+    ],
+)
+def test_cost_options_fail_with_a_clear_message(context: dict[str, str], named: str) -> None:
+    base = (
+        {} if context.get("endpointType") else {"endpointType": "private", "vpcEndpointIds": "vpce-0123456789abcdef0"}
+    )
+    with pytest.raises(SettingsError) as excinfo:
+        settings(**{**base, **context})
+    assert named in str(excinfo.value)
+
+
+def test_cost_options_are_off_unless_asked_for() -> None:
+    got = settings(endpointType="private", vpcEndpointIds="vpce-0123456789abcdef0")
+    assert (got.billing, got.is_provisioned, got.trace_sampling) == ("on-demand", False, None)
+    assert settings(**ALB_CONTEXT, traceSampling="0").trace_sampling == 0
+
+
+def test_alb_domain_name_is_read_as_dns_reads_it() -> None:
+    assert settings(**ALB_CONTEXT).alb_domain_name is None
+    assert settings(**ALB_CONTEXT, albDomainName="HeartBeat.Example.com.").alb_domain_name == "heartbeat.example.com"
 
 
 def test_alb_only_knobs_are_refused_by_the_rest_api_modes() -> None:

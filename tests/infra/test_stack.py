@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from heartbeat_local.process import ROOT
+from infra.monitoring import NAMESPACE
 from tests.infra.conftest import Synth
 
 TABLE_ARN = {"Fn::GetAtt": [Match.string_like_regexp("^RunnersTable"), "Arn"]}
@@ -56,6 +61,29 @@ def test_table_is_on_demand_keyed_on_runner_id_with_ttl_and_pitr(private: Synth)
     assert table["DeletionPolicy"] == "Retain"
     assert table["UpdateReplacePolicy"] == "Retain"
     assert props["SSESpecification"] == {"SSEEnabled": False}  # DynamoDB's AWS-owned key by default
+
+
+def test_provisioned_billing_scales_reads_and_writes_at_70_percent(private: Synth, regional: Synth) -> None:
+    assert private.template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget") == {}  # on demand
+    table_id, table = next(iter(regional.template.find_resources("AWS::DynamoDB::Table").items()))
+    assert "BillingMode" not in table["Properties"]  # CloudFormation's default: PROVISIONED
+    assert table["Properties"]["ProvisionedThroughput"] == {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+    targets = regional.template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    by_dimension = {t["Properties"]["ScalableDimension"]: (tid, t["Properties"]) for tid, t in targets.items()}
+    assert set(by_dimension) == {"dynamodb:table:ReadCapacityUnits", "dynamodb:table:WriteCapacityUnits"}
+    policies = regional.template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    for dimension, metric in (
+        ("Read", "DynamoDBReadCapacityUtilization"),
+        ("Write", "DynamoDBWriteCapacityUtilization"),
+    ):
+        target_id, target = by_dimension[f"dynamodb:table:{dimension}CapacityUnits"]
+        assert (target["ServiceNamespace"], target["MinCapacity"], target["MaxCapacity"]) == ("dynamodb", 5, 40_000)
+        assert target["ResourceId"] == {"Fn::Join": ["", ["table/", {"Ref": table_id}]]}
+        [policy] = [p["Properties"] for p in policies if p["Properties"]["ScalingTargetId"] == {"Ref": target_id}]
+        assert policy["PolicyType"] == "TargetTrackingScaling"
+        config = policy["TargetTrackingScalingPolicyConfiguration"]
+        assert config["TargetValue"] == 70
+        assert config["PredefinedMetricSpecification"] == {"PredefinedMetricType": metric}
 
 
 def test_customer_managed_key_is_a_choice(regional: Synth) -> None:
@@ -414,3 +442,68 @@ def test_private_api_gives_each_vpc_endpoints_alias_url(private: Synth, regional
         assert f"https://{json.dumps({'Ref': api_id})}-{vpce}.execute-api." in rendered
     assert rendered.count("/v1/") == 2
     assert regional.template.find_outputs("EndpointAliasUrls") == {}
+
+
+def alarm_metrics(template: Template) -> list[dict[str, Any]]:
+    """Every metric any alarm reads: its own, or each one inside its metric math."""
+    found = []
+    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if "MetricName" in props:
+            found.append({k: props.get(k) for k in ("Namespace", "MetricName", "Dimensions")})
+        for query in props.get("Metrics", []):
+            if "MetricStat" in query:
+                found.append(query["MetricStat"]["Metric"])
+    return found
+
+
+def emitted(variables: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The EMF line the functions' own observability module writes for one metric, under these variables."""
+    code = (
+        "from heartbeat.observability import metrics\n"
+        f"metrics.add_metric(name={metric!r}, unit='Count', value=1)\n"
+        "metrics.flush_metrics()\n"
+    )
+    env = {**{k: v for k, v in variables.items() if isinstance(v, str)}, "PATH": os.environ["PATH"],
+           "PYTHONPATH": str(ROOT / "lambda_src")}  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    line: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return line
+
+
+def test_two_stacks_in_one_account_and_region_each_alarm_on_their_own_metrics_only(
+    private: Synth, regional: Synth
+) -> None:
+    # A sweeper of one stack must never keep the other's SweeperNotRunning alarm green.
+    for synth in (private, regional):
+        own = [{"Name": "service", "Value": synth.stack_name}]
+        service_metrics = [m for m in alarm_metrics(synth.template) if m["Namespace"] == NAMESPACE]
+        assert {m["MetricName"] for m in service_metrics} == {"SweepsCompleted", "SweepGuardTripped", "StaleEventsOwed"}
+        assert all(m["Dimensions"] == own for m in service_metrics), service_metrics
+        body = json.dumps(only(synth.template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+        assert body.count(f'\\"service\\",\\"{synth.stack_name}\\"') == 4  # terminates, flagged, guard, examined
+        assert body.count('\\"service\\"') == 4
+        for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
+            _, props = function(synth.template, handler)
+            variables = props["Properties"]["Environment"]["Variables"]
+            # And the functions write under that name: what the alarm reads is what Powertools emits.
+            [directive] = emitted(variables, "SweepsCompleted")["_aws"]["CloudWatchMetrics"]
+            assert directive["Namespace"] == NAMESPACE
+            assert directive["Dimensions"] == [["service"]]
+            assert emitted(variables, "SweepsCompleted")["service"] == synth.stack_name
+    assert private.stack_name != regional.stack_name
+
+
+def test_trace_sampling_is_a_rule_on_the_rest_stage_and_the_handler_follows_it(private: Synth, regional: Synth) -> None:
+    # API Gateway takes the sampling decision under the matching rule; the handler's active tracing follows it.
+    assert private.template.find_resources("AWS::XRay::SamplingRule") == {}  # X-Ray's default rule
+    rule = only(regional.template, "AWS::XRay::SamplingRule")["Properties"]["SamplingRule"]
+    assert (rule["ServiceName"], rule["ServiceType"]) == ("HeartbeatEu/v1", "AWS::ApiGateway::Stage")
+    assert (rule["FixedRate"], rule["ReservoirSize"], rule["Priority"]) == (0.001, 0, 100)
+    assert all(rule[key] == "*" for key in ("Host", "HTTPMethod", "URLPath", "ResourceARN"))
+    assert len(rule["RuleName"]) <= 32
+    stage = only(regional.template, "AWS::ApiGateway::Stage")["Properties"]
+    assert stage["StageName"] == "v1"
+    assert stage["TracingEnabled"] is True
+    _, handler = function(regional.template, "heartbeat.handler.lambda_handler")
+    assert handler["Properties"]["TracingConfig"] == {"Mode": "Active"}

@@ -10,6 +10,9 @@ concerns lives in a module of its own:
 - ``flags``: stale flags and their owed events;
 - ``operator``: an operator's terminate, reset and forget;
 - ``sweep_state``: the sweeper's memory between runs.
+
+A heartbeat needs only ``table``, ``items`` and ``heartbeats``: the sweeper's and the operator's
+modules are imported on their first use, so a cold start of the API handler does not pay for them.
 """
 
 from __future__ import annotations
@@ -20,17 +23,31 @@ from typing import TYPE_CHECKING
 from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner
-from heartbeat.store import flags, heartbeats, operator, scan, sweep_state
+from heartbeat.store import heartbeats
 from heartbeat.store.items import address, to_runner
 from heartbeat.store.items import taskrunner_id as item_taskrunner_id
-from heartbeat.store.scan import SweepCandidate
-from heartbeat.store.sweep_state import SweepState
 from heartbeat.store.table import StoreError, Table, UnknownRunner
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+    from heartbeat.store.scan import SweepCandidate
+    from heartbeat.store.sweep_state import SweepState
+
 __all__ = ["RunnerStore", "StoreError", "SweepCandidate", "SweepState", "UnknownRunner"]
+
+
+def __getattr__(name: str) -> object:
+    """SweepCandidate and SweepState, imported with the sweeper's modules when first asked for."""
+    if name == "SweepCandidate":
+        from heartbeat.store.scan import SweepCandidate
+
+        return SweepCandidate
+    if name == "SweepState":
+        from heartbeat.store.sweep_state import SweepState
+
+        return SweepState
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RunnerStore:
@@ -63,36 +80,54 @@ class RunnerStore:
 
     def sweep_candidates(self, now: float) -> Iterator[SweepCandidate]:
         """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed)."""
+        from heartbeat.store import scan
+
         return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit)
 
     def runners(self) -> Iterator[Runner]:
         """Every runner record, page by page (never the whole table in memory)."""
+        from heartbeat.store import scan
+
         return scan.runners(self._table)
 
     def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
         """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race."""
+        from heartbeat.store import flags
+
         return flags.flag_stale(self._table, taskrunner_id, last_seen_before, now)
 
     def event_published(self, taskrunner_id: str) -> None:
         """The runner's stale event is out: it owes none any more."""
+        from heartbeat.store import flags
+
         flags.event_published(self._table, taskrunner_id)
 
     def request_terminate(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
         """An operator's drain: the runner's next heartbeat answers terminate: true."""
+        from heartbeat.store import operator
+
         return operator.request_terminate(self._table, taskrunner_id, by=by, reason=reason, now=now)
 
     def reset(self, taskrunner_id: str, now: float) -> Runner:
         """Clear a stale or terminate flag; the runner's silence counts from now at the earliest."""
+        from heartbeat.store import operator
+
         return operator.reset(self._table, taskrunner_id, now)
 
     def forget(self, taskrunner_id: str) -> None:
         """Delete the runner's record."""
+        from heartbeat.store import operator
+
         operator.forget(self._table, taskrunner_id)
 
     def load_sweep_state(self) -> SweepState | None:
         """The sweeper's state after its last completed run, if any."""
+        from heartbeat.store import sweep_state
+
         return sweep_state.load_sweep_state(self._table)
 
     def save_sweep_state(self, state: SweepState) -> bool:
         """Record a completed sweep unless a later one has recorded its own; returns whether it was recorded."""
+        from heartbeat.store import sweep_state
+
         return sweep_state.save_sweep_state(self._table, state)
