@@ -74,7 +74,7 @@ test: $(VENV)/.installed node_modules/.installed lint
 
 # The long runs: 50,000 generated requests per property, and the full 20,000-heartbeat load.
 fuzz: $(VENV)/.installed
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:logging tests/integration/test_fuzz.py tests/integration/test_races.py
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:logging tests/integration/test_fuzz.py tests/integration/test_fuzz_authorization.py tests/integration/test_races.py
 
 soak: $(VENV)/.installed
 	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/integration/test_load.py

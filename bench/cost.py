@@ -53,7 +53,11 @@ ASSUMPTIONS = {
     "xray_rate": (0.05, "X-Ray's default rule's fixed rate"),
     "alarms": (10, "the stack's alarms"),
     "dashboards": (1, "the stack's dashboard"),
-    "kms_keys": (1, "the alarm topic's key (none with alarmTopicArn; tableEncryption=customer-managed adds one)"),
+    "kms_keys": (
+        2,
+        "the alarm topic's key (none with alarmTopicArn) and the access keys' sealing key (none with auth=none); "
+        "tableEncryption=customer-managed adds one",
+    ),
     "sweeper_log_bytes": (1200, "one EMF line and one summary line per sweep"),
     "provisioned_utilization": (0.70, "-c billing=provisioned: auto scaling's target utilization"),
     "provisioned_minimum_units": (5, "-c billing=provisioned: the least capacity auto scaling keeps"),
@@ -211,7 +215,7 @@ def month(figures: dict[str, Any], front_door: str, runners: int, options: Optio
         )
     )
     keys = assumption("kms_keys")
-    lines.append(Line("KMS key", keys * p.KMS_KEY_MONTH, f"{keys:.0f} key"))
+    lines.append(Line("KMS keys", keys * p.KMS_KEY_MONTH, f"{keys:.0f} keys"))
     return lines
 
 

@@ -17,7 +17,7 @@ import sys
 from heartbeat.config import Config, ConfigError
 from heartbeat.runners import MIN_FLEET_FOR_GUARD
 from heartbeat_local.children import Child
-from heartbeat_local.server import ServeSettings, SettingError
+from heartbeat_local.server import ServeSettings, SettingError, keys_kms_alias, keys_table_name
 from heartbeat_ops.local import STALE_EVENTS_QUEUE
 
 BACKLOG = 1024  # clients that connect together wait for an environment instead of being reset
@@ -75,9 +75,22 @@ def main() -> int:
 
 
 def _handler_config(settings: ServeSettings) -> Config:
-    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here."""
+    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here.
+
+    AUTH_MODE defaults to none here (the deployed stack's default is sigv4), so that a first
+    `make serve` answers unsigned clients; with sigv4 the embedded store holds a keys table and
+    a KMS key of its own, which `heartbeat-ops keys create` issues keys from.
+    """
+    from heartbeat.config import AuthMode
+
+    os.environ.setdefault("AUTH_MODE", AuthMode.NONE.value)
+    if settings.dynamodb_endpoint is None:
+        os.environ.setdefault("KEYS_TABLE_NAME", keys_table_name(settings.table_name))
+        os.environ.setdefault("KEYS_KMS_KEY_ID", keys_kms_alias(settings.table_name))
     try:
-        return Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        config = Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        config.require_keys()
+        return config
     except ConfigError as error:
         raise SettingError(str(error)) from None
 
@@ -104,7 +117,7 @@ def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, s
         raise SystemExit("make serve: the embedded store did not start (see above)")
     endpoint, queue = ready.split()
     # botocore's per-service variables: EventBridge's is _EVENTBRIDGE (its service id), not _EVENTS.
-    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS"):
+    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS", "KMS"):
         os.environ[f"AWS_ENDPOINT_URL_{service}"] = endpoint
     return endpoint, queue
 
@@ -118,8 +131,20 @@ def _announce(settings: ServeSettings, config: Config, url: str, dynamodb: str, 
     ]
     if queue is not None:
         lines.append(f"Stale events: EventBridge -> SQS queue {STALE_EVENTS_QUEUE}")
-    heartbeat = "-H 'X-Amz-Target: DataPipeline.ReportTaskRunnerHeartbeat' -d '{\"taskrunnerId\": \"r-1\"}'"
-    lines += [f"Try: curl -s -w '\\n' {heartbeat} {url}/", "     .venv/bin/heartbeat-ops runners list"]
+    if os.environ.get("AUTH_MODE") == "sigv4":
+        lines += [
+            "Authentication: sigv4 (heartbeats must be signed with a key issued here)",
+            "Try: .venv/bin/heartbeat-ops keys create",
+            "     then sign with it: AWS_ACCESS_KEY_ID=<id> AWS_SECRET_ACCESS_KEY=<secret> .venv/bin/aws datapipeline "
+            f"report-task-runner-heartbeat --taskrunner-id r-1 --endpoint-url {url} --region us-east-1",
+        ]
+    else:
+        heartbeat = "-H 'X-Amz-Target: DataPipeline.ReportTaskRunnerHeartbeat' -d '{\"taskrunnerId\": \"r-1\"}'"
+        lines += [
+            "Authentication: none (AUTH_MODE=sigv4 to verify signatures)",
+            f"Try: curl -s -w '\\n' {heartbeat} {url}/",
+        ]
+    lines.append("     .venv/bin/heartbeat-ops runners list")
     print("\n".join(lines), flush=True)
 
 

@@ -46,7 +46,15 @@ def run_store(port: int, table_name: str) -> int:
     """Serve the embedded store; print its URL once the table, bus rule and queue exist (or why it cannot)."""
     import boto3
 
-    from heartbeat_local.server import EmbeddedDynamoDB, create_stale_event_queue, create_table
+    from heartbeat_local.server import (
+        EmbeddedDynamoDB,
+        create_keys_kms_key,
+        create_keys_table,
+        create_stale_event_queue,
+        create_table,
+        keys_kms_alias,
+        keys_table_name,
+    )
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
@@ -61,6 +69,9 @@ def run_store(port: int, table_name: str) -> int:
         return 1
     clients: dict[str, Any] = {"endpoint_url": store.endpoint, "region_name": os.environ["AWS_DEFAULT_REGION"]}
     create_table(boto3.client("dynamodb", **clients), table_name)
+    # The keys table and KMS key, in either mode: switching AUTH_MODE needs no other setup.
+    create_keys_table(boto3.client("dynamodb", **clients), keys_table_name(table_name))
+    create_keys_kms_key(boto3.client("kms", **clients), keys_kms_alias(table_name))
     queue_url = create_stale_event_queue(boto3.client("events", **clients), boto3.client("sqs", **clients))
     print(f"{store.endpoint} {queue_url}", flush=True)
     stop.wait()

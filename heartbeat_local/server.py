@@ -17,9 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from heartbeat_ops.local import LOCAL_STORE_PORT, LOCAL_TABLE_NAME, STALE_EVENTS_QUEUE
+from heartbeat_ops.local import (  # make serve's names, which heartbeat-ops finds on its own
+    LOCAL_STORE_PORT,
+    LOCAL_TABLE_NAME,
+    STALE_EVENTS_QUEUE,
+    keys_kms_alias,
+    keys_table_name,
+)
 
 DEFAULT_TABLE_NAME = LOCAL_TABLE_NAME
+__all__ = ["DEFAULT_TABLE_NAME", "STALE_EVENTS_QUEUE", "keys_kms_alias", "keys_table_name"]
 STALE_EVENTS_RULE = STALE_EVENTS_QUEUE
 
 
@@ -109,6 +116,26 @@ def create_table(client: Any, table_name: str) -> None:
     client.update_time_to_live(
         TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
     )
+
+
+def create_keys_table(client: Any, table_name: str) -> None:
+    """The keys table as the stack defines it: on-demand, keyed on accessKeyId."""
+    from heartbeat.store.keys import PARTITION_KEY
+
+    client.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_keys_kms_key(kms: Any, alias: str | None = None) -> str:
+    """A symmetric KMS key for sealing key secrets, as the stack's, under an alias if given; returns its ARN."""
+    arn: str = kms.create_key(Description="Seals the access keys of make serve")["KeyMetadata"]["Arn"]
+    if alias:
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
 
 
 def create_stale_event_queue(events: Any, sqs: Any, bus_name: str = "default") -> str:

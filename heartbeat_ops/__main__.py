@@ -1,8 +1,9 @@
-"""``python -m heartbeat_ops`` (or ``heartbeat-ops``): operate on the runners table.
+"""``python -m heartbeat_ops`` (or ``heartbeat-ops``): operate on the runners and the access keys.
 
-Against the deployed stack: ``--stack NAME`` (the table name from its outputs) or ``--table``,
-with the usual AWS credential chain. Against ``make serve``: nothing to give; with no table, stack
-or endpoint named, it works on make serve's embedded store (``heartbeat_ops.local``).
+Against the deployed stack: ``--stack NAME`` (the tables and the KMS key from its outputs) or
+``--table`` (with ``--keys-table`` and ``--kms-key`` for the key commands), with the usual AWS
+credential chain. Against ``make serve``: nothing to give; with no table, stack or endpoint named,
+it works on make serve's embedded store (``heartbeat_ops.local``), keys and KMS included.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config, ConfigError
 from heartbeat.events import StaleEventPublisher, iso
+from heartbeat.key_secrets import KeySecrets, SecretsUnavailable
 from heartbeat.observability import logger
 from heartbeat.runners import Status, stale_after_for
 from heartbeat.store import RunnerStore, StoreError, UnknownRunner
+from heartbeat.store.keys import KeyTable
+from heartbeat.store.operator import RebindRefused
 from heartbeat.sweeper import sweep
-from heartbeat_ops import view
-from heartbeat_ops.local import LOCAL_STORE_URL, LOCAL_TABLE_NAME, STALE_EVENTS_QUEUE
+from heartbeat_ops import key_view, view
+from heartbeat_ops import keys as key_commands
+from heartbeat_ops.local import LOCAL_STORE_URL, LOCAL_TABLE_NAME, STALE_EVENTS_QUEUE, keys_kms_alias, keys_table_name
 
 
 class OperatorError(Exception):
@@ -50,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     )
     where.add_argument(
         "--region", help="the AWS region (default: the usual AWS configuration; us-east-1 with --endpoint-url)"
+    )
+    where.add_argument(
+        "--keys-table", help="the keys table (default: from --stack, KEYS_TABLE_NAME, or make serve's beside --table)"
+    )
+    where.add_argument(
+        "--kms-key", help="the KMS key that seals key secrets (default: from --stack, KEYS_KMS_KEY_ID, or make serve's)"
     )
 
     top = argparse.ArgumentParser(prog="heartbeat-ops", description=__doc__.splitlines()[0])
@@ -81,6 +92,14 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="flag past a tripped mass-staleness guard (only once you have confirmed the runners are gone)",
     )
+    rebind = commands.add_parser(
+        "rebind", parents=[common], help="move a runner to another access key (within its scope and cap)"
+    )
+    rebind.add_argument("id")
+    rebind.add_argument("--key", required=True, help="the access key id the runner moves to")
+
+    _key_commands(groups, common)
+
     events = groups.add_parser(
         "events",
         help="read (and remove) the stale events a queue received, e.g. make serve's",
@@ -117,6 +136,33 @@ def target_make_serve(args: argparse.Namespace, env: dict[str, str] | os._Enviro
         args.endpoint_url = LOCAL_STORE_URL
         return True
     return False
+
+
+def _key_commands(groups: Any, common: argparse.ArgumentParser) -> None:
+    keys = groups.add_parser("keys", help="the access keys that sign heartbeats (AUTH_MODE=sigv4)")
+    key_parsers = keys.add_subparsers(dest="command", required=True)
+    create = key_parsers.add_parser(
+        "create", parents=[common], help="issue a key; its secret is printed once, here, and never again"
+    )
+    create.add_argument(
+        "--worker-group", action="append", dest="worker_groups", metavar="G",
+        help="a worker group the key may report (repeat for more; default: any)",
+    )  # fmt: skip
+    create.add_argument("--max-runners", type=int, help="how many runners the key may have at once (default: no cap)")
+    create.add_argument("--description")
+    create.add_argument("--json", action="store_true", help='print {"accessKeyId": ..., "secretAccessKey": ...}')
+    key_list = key_parsers.add_parser("list", parents=[common], help="every key: scope, cap, runners, status, last use")
+    key_list.add_argument("--json", action="store_true")
+    revoke = key_parsers.add_parser(
+        "revoke", parents=[common], help="revoke a key: refused at once for new runners, everywhere within 60 s"
+    )
+    revoke.add_argument("id")
+    rotate = key_parsers.add_parser(
+        "rotate", parents=[common],
+        help="issue a key with the same scope and cap; its runners move to it as their hosts switch, with no gap",
+    )  # fmt: skip
+    rotate.add_argument("id")
+    rotate.add_argument("--json", action="store_true")
 
 
 def aws_session(args: argparse.Namespace) -> boto3.session.Session:
@@ -172,31 +218,59 @@ class Operator:
         self.clock = clock
         self.out = out
         self.session = aws_session(args)
+        self._outputs: dict[str, str] | None = None
         self.table = self._table_name()
         env = {**os.environ, "TABLE_NAME": self.table}
         try:
             self.config = Config.from_env(env)
         except ConfigError as error:
             raise OperatorError(str(error)) from None
-        self.store = RunnerStore(self.table, client=self._client("dynamodb"))
+        self.keys_table = self._located("keys_table", "KeysTableName", "KEYS_TABLE_NAME", keys_table_name)
+        self.store = RunnerStore(self.table, client=self._client("dynamodb"), keys_table_name=self.keys_table)
         self.thresholds = (self.config.stale_after_seconds, dict(self.config.stale_after_by_worker_group))
 
     def _client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.args.endpoint_url, config=CLIENT_CONFIG)  # type: ignore[call-overload]
 
-    def _table_name(self) -> str:
-        if self.args.table:
-            return str(self.args.table)
-        if self.args.stack:
+    def _stack_outputs(self) -> dict[str, str]:
+        if self._outputs is None:
             try:
                 stacks = self._client("cloudformation").describe_stacks(StackName=self.args.stack)["Stacks"]
             except ClientError as error:
                 raise OperatorError(f"Stack {self.args.stack!r}: {error.response['Error']['Message']}") from None
-            for output in stacks[0].get("Outputs", []):
-                if output["OutputKey"] == "TableName":
-                    return str(output["OutputValue"])
+            self._outputs = {o["OutputKey"]: str(o["OutputValue"]) for o in stacks[0].get("Outputs", [])}
+        return self._outputs
+
+    def _table_name(self) -> str:
+        if self.args.table:
+            return str(self.args.table)
+        if self.args.stack:
+            if "TableName" in self._stack_outputs():
+                return self._stack_outputs()["TableName"]
             raise OperatorError(f"Stack {self.args.stack!r} has no TableName output")
         return os.environ["TABLE_NAME"]  # target_make_serve named make serve's table when nothing else was
+
+    def _located(self, flag: str, output: str, variable: str, local: Callable[[str], str]) -> str | None:
+        """A keys setting: the flag, the stack's output, the environment, or make serve's name for it."""
+        given = getattr(self.args, flag, None)
+        if given:
+            return str(given)
+        if self.args.stack:
+            return self._stack_outputs().get(output)
+        if os.environ.get(variable):
+            return os.environ[variable]
+        return local(self.table) if self.args.endpoint_url else None
+
+    def _keys(self) -> KeyTable:
+        if not self.keys_table:
+            raise OperatorError("Say which keys table: --keys-table NAME, --stack NAME, or KEYS_TABLE_NAME")
+        return KeyTable(self.keys_table, self.store.client)
+
+    def _secrets(self) -> KeySecrets:
+        kms_key = self._located("kms_key", "KeysKmsKeyArn", "KEYS_KMS_KEY_ID", keys_kms_alias)
+        if not kms_key:
+            raise OperatorError("Say which KMS key seals the secrets: --kms-key ID, --stack NAME, or KEYS_KMS_KEY_ID")
+        return KeySecrets(kms_key, client=self._client("kms"))
 
     def write(self, line: str = "") -> None:
         self.out.write(line + "\n")
@@ -318,6 +392,59 @@ class Operator:
                     "If those runners really are gone, run again with --override-guard"
                 )
 
+    def rebind(self) -> None:
+        stored = self._keys().get(self.args.key)
+        if stored is None:
+            raise OperatorError(f"no key {self.args.key}")
+        try:
+            runner = self.store.rebind(self.args.id, stored.key, self.clock())
+        except RebindRefused as refused:
+            raise OperatorError(f"runner {view.printable(self.args.id)} stays where it is: {refused}") from None
+        self.write(f"Runner {view.printable(runner.taskrunner_id)} is bound to key {runner.key_id}")
+
+    # keys
+
+    def keys_create(self) -> None:
+        issued = key_commands.issue(
+            self._keys(), self._secrets(), self.clock(), worker_groups=self.args.worker_groups,
+            max_runners=self.args.max_runners, description=self.args.description,
+        )  # fmt: skip
+        self._print_issued(issued)
+
+    def keys_rotate(self) -> None:
+        issued = key_commands.rotate(self._keys(), self._secrets(), self.args.id, self.clock())
+        self._print_issued(issued)
+        if not self.args.json:
+            self.write(
+                f"Runners of {self.args.id} move to {issued.key.access_key_id} at their first heartbeat signed with "
+                f"it; both keys work meanwhile. Once `keys list` shows {self.args.id} with 0 runners, revoke it."
+            )
+
+    def _print_issued(self, issued: key_commands.IssuedKey) -> None:
+        if self.args.json:
+            self.write(json.dumps(issued.as_credentials()))
+            return
+        self.write(f"AccessKeyId      {issued.key.access_key_id}")
+        self.write(f"SecretAccessKey  {issued.secret_access_key}")
+        self.write(f"WorkerGroups     {key_view.scope(issued.key)}")
+        self.write(f"MaxRunners       {issued.key.max_runners if issued.key.max_runners is not None else '-'}")
+        self.write("The secret is shown this once; store it where the runners read their credentials.")
+
+    def keys_list(self) -> None:
+        keys = list(key_commands.listing(self._keys()))
+        if self.args.json:
+            self.write(json.dumps([key_view.as_json(key) for key in keys], indent=2))
+            return
+        for line in key_view.table(keys, self.clock()):
+            self.write(line)
+
+    def keys_revoke(self) -> None:
+        key = key_commands.revoke(self._keys(), self.args.id, self.clock())
+        self.write(
+            f"Key {key.access_key_id} is revoked: new runners are refused now, and every heartbeat it signs "
+            "within 60 s (the handlers' cache bound)"
+        )
+
     def _who(self) -> str:
         try:
             return str(self._client("sts").get_caller_identity()["Arn"])
@@ -350,8 +477,8 @@ def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err:
             return 0
         operator = Operator(args, clock, out)
         table = operator.table
-        getattr(operator, args.command)()
-    except OperatorError as error:
+        getattr(operator, f"keys_{args.command}" if args.group == "keys" else args.command)()
+    except (OperatorError, key_commands.KeyCommandError, SecretsUnavailable) as error:
         if local and isinstance(error.__cause__, EndpointConnectionError):
             err.write(f"error: {_no_make_serve()}\n")
         else:

@@ -14,3 +14,13 @@ LOCAL_TABLE_NAME = "taskrunner-heartbeat"
 # Where make serve delivers stale events: a rule on the embedded bus feeds this queue, and `heartbeat-ops events`
 # reads it.
 STALE_EVENTS_QUEUE = "taskrunner-stale-events"
+
+
+def keys_table_name(table_name: str) -> str:
+    """make serve's keys table: the runners table's name and "-keys"."""
+    return f"{table_name}-keys"
+
+
+def keys_kms_alias(table_name: str) -> str:
+    """The alias of make serve's KMS key, by which the handler and heartbeat-ops find it."""
+    return f"alias/{keys_table_name(table_name)}"

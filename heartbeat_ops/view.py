@@ -77,6 +77,8 @@ def as_json(runner: Runner, now: float, default_threshold: int, by_group: dict[s
         "expiresAt": iso(runner.expires_at),
         "staleAfterSeconds": stale_after_for(runner.worker_group, default_threshold, by_group),
     }
+    if runner.key_id is not None:
+        document["keyId"] = runner.key_id  # the access key it is bound to (authentication on)
     if runner.stale_at is not None:
         document["staleAt"] = iso(runner.stale_at)
         document["staleEventPending"] = runner.event_pending

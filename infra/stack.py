@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.access_keys import AccessKeyStore
 from infra.alb import HeartbeatLoadBalancer
 from infra.api import STAGE, HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
@@ -45,6 +46,7 @@ class HeartbeatStack(Stack):
             "POWERTOOLS_TRACE_DISABLED": "false" if settings.sdk_tracing else "true",
             "EVENT_BUS_NAME": settings.event_bus_name,
         }
+        keys = self._access_keys(settings, storage, environment)
         if settings.stale_after_minutes_by_worker_group:
             environment["STALE_AFTER_BY_WORKER_GROUP"] = json.dumps(
                 {group: minutes * 60 for group, minutes in settings.stale_after_minutes_by_worker_group}
@@ -76,6 +78,9 @@ class HeartbeatStack(Stack):
             function.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
             if storage.key is not None:
                 storage.key.grant_encrypt_decrypt(function.role)
+        if keys is not None:
+            keys.grant_verify(handler.role)
+            keys.grant_census(sweeper.role)
 
         front_door: HeartbeatApi | HeartbeatLoadBalancer
         if settings.is_alb:
@@ -96,11 +101,11 @@ class HeartbeatStack(Stack):
             alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
         )  # fmt: skip
 
-        self._outputs(front_door, settings, table_name=table.table_name, monitoring=monitoring)
+        self._outputs(front_door, settings, table_name=table.table_name, keys=keys, monitoring=monitoring)
 
         self._acknowledge_findings(handler, sweeper, schedule)
         if isinstance(front_door, HeartbeatApi):
-            self._acknowledge_api_findings(front_door)
+            self._acknowledge_api_findings(front_door, settings.authenticates)
         else:
             self._acknowledge_load_balancer_findings(front_door)
         if storage.key is not None:
@@ -112,11 +117,26 @@ class HeartbeatStack(Stack):
                         "scoped to that one key's ARN.",
                     )  # fmt: skip
 
+    def _access_keys(
+        self, settings: DeploySettings, storage: RunnerTable, environment: dict[str, str]
+    ) -> AccessKeyStore | None:
+        """Authentication (-c auth=sigv4, the default): keys the stack issues, their secrets sealed under KMS.
+
+        Both functions are told the mode (and with sigv4, where the keys are) through environment.
+        """
+        environment["AUTH_MODE"] = settings.auth
+        if not settings.authenticates:
+            return None
+        keys = AccessKeyStore(self, "AccessKeys", retain=settings.retain_data, table_key=storage.key)
+        environment["KEYS_TABLE_NAME"] = keys.table.table_name
+        environment["KEYS_KMS_KEY_ID"] = keys.key.key_arn
+        return keys
+
     def _outputs(
         self, front_door: HeartbeatApi | HeartbeatLoadBalancer, settings: DeploySettings, *, table_name: str,
-        monitoring: Monitoring,
+        keys: AccessKeyStore | None, monitoring: Monitoring,
     ) -> None:  # fmt: skip
-        """What an operator needs after a deploy: where clients call, and where to look."""
+        """What an operator needs after a deploy, and heartbeat-ops --stack reads: where clients call, where to look."""
         if front_door.url is not None:
             CfnOutput(
                 self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients"
@@ -135,6 +155,13 @@ class HeartbeatStack(Stack):
                 description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
             )  # fmt: skip
         CfnOutput(self, "TableName", value=table_name, description="The runners table")
+        CfnOutput(self, "AuthMode", value=settings.auth, description="How heartbeats are authenticated")
+        if keys is not None:
+            CfnOutput(self, "KeysTableName", value=keys.table.table_name, description="The access keys table")
+            CfnOutput(
+                self, "KeysKmsKeyArn", value=keys.key.key_arn,
+                description="Seals the access keys' secrets: heartbeat-ops keys create needs kms:Encrypt on it",
+            )  # fmt: skip
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
@@ -158,7 +185,7 @@ class HeartbeatStack(Stack):
         )  # fmt: skip
 
     @staticmethod
-    def _acknowledge_api_findings(api: HeartbeatApi) -> None:
+    def _acknowledge_api_findings(api: HeartbeatApi, authenticates: bool) -> None:
         acknowledge(
             api.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AmazonAPIGatewayPushToCloudWatchLogs]",
@@ -170,11 +197,18 @@ class HeartbeatStack(Stack):
             "The handler validates every request against the Data Pipeline service model and answers in the "
             "awsJson error envelope clients parse; API Gateway's validator would answer in a format they cannot.",
         )  # fmt: skip
+        verified = (
+            "The handler verifies each request's SigV4 signature against keys the stack issues "
+            "(docs/authentication.md), and the resource policy limits who can reach it"
+            if authenticates
+            else "Authentication is off (-c auth=none, network-only): access is enforced at the network edge by the "
+            "resource policy"
+        )
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
             acknowledge(
                 api.api, rule,
                 "Drop-in clients sign requests for the Data Pipeline service, which API Gateway's IAM or Cognito "
-                "authorization cannot verify. Access is enforced at the network edge by the resource policy "
+                f"authorization cannot verify (it accepts only the execute-api scope). {verified} "
                 "(private: listed VPC endpoints only; regional: listed source CIDRs only).",
             )  # fmt: skip
         acknowledge(

@@ -6,10 +6,22 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 DEFAULT_STALE_AFTER_SECONDS = 2700  # three missed 15-minute heartbeats
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 DEFAULT_MASS_STALE_FRACTION = 0.5
+
+
+class AuthMode(StrEnum):
+    """How heartbeats are authenticated (docs/authentication.md)."""
+
+    SIGV4 = "sigv4"  # SigV4, verified against the keys the service issues
+    NONE = "none"  # nobody: the network is the only boundary
+
+
+# Secure by default: a function whose environment does not say otherwise verifies signatures.
+DEFAULT_AUTH_MODE = AuthMode.SIGV4
 
 
 class ConfigError(ValueError):
@@ -27,6 +39,9 @@ class Config:
     # workerGroup -> seconds, for groups that beat faster (or slower) than the default
     stale_after_by_worker_group: Mapping[str, int] = field(default_factory=dict)
     event_bus_name: str = "default"
+    auth_mode: AuthMode = DEFAULT_AUTH_MODE
+    keys_table_name: str = ""  # the keys the service issued (needed to verify; the sweeper counts their runners)
+    keys_kms_key_id: str = ""  # the KMS key their secrets are sealed with
 
     def __post_init__(self) -> None:
         if not self.table_name:
@@ -62,7 +77,29 @@ class Config:
             mass_stale_fraction=_fraction(env, "MASS_STALE_FRACTION", DEFAULT_MASS_STALE_FRACTION),
             stale_after_by_worker_group=_group_thresholds(env, "STALE_AFTER_BY_WORKER_GROUP"),
             event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
+            auth_mode=_auth_mode(env, "AUTH_MODE"),
+            keys_table_name=env.get("KEYS_TABLE_NAME", "").strip(),
+            keys_kms_key_id=env.get("KEYS_KMS_KEY_ID", "").strip(),
         )
+
+    def require_keys(self) -> None:
+        """Refuse to verify signatures without the keys table to verify them against."""
+        if self.auth_mode is AuthMode.SIGV4 and not self.keys_table_name:
+            raise ConfigError(
+                "KEYS_TABLE_NAME must be set to the keys table's name when AUTH_MODE is sigv4 (the default); "
+                "AUTH_MODE=none turns authentication off"
+            )
+
+
+def _auth_mode(env: Mapping[str, str], name: str) -> AuthMode:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return DEFAULT_AUTH_MODE
+    try:
+        return AuthMode(raw)
+    except ValueError:
+        modes = " or ".join(mode.value for mode in AuthMode)
+        raise ConfigError(f"{name} must be {modes}, got {env[name].strip()!r}") from None
 
 
 def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:

@@ -56,6 +56,7 @@ class MetricName:
     NEW_RUNNERS = "NewRunners"
     TERMINATE_ANSWERS = "TerminateAnswers"
     VALIDATION_ERRORS = "ValidationErrors"
+    AUTH_REFUSALS = "AuthRefusals"
     STORE_ERRORS = "StoreErrors"
     INTERNAL_ERRORS = "InternalErrors"
     RUNNERS_EXAMINED = "RunnersExamined"

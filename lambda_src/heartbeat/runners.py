@@ -38,6 +38,7 @@ class Runner:
     terminate_requested_by: str | None = None
     terminate_reason: str | None = None
     reset_at: float | None = None  # an operator's last reset
+    key_id: str | None = None  # the access key it is bound to (authentication on)
 
 
 def should_terminate(runner: Runner) -> bool:

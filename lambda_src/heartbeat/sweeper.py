@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.runners import (
@@ -40,7 +40,7 @@ from heartbeat.runners import (
     stale_after_for,
     watching_since,
 )
-from heartbeat.store import RunnerStore, SweepCandidate, SweepState
+from heartbeat.store import RunnerStore, StoreError, SweepCandidate, SweepState
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ def sweep(
     census: defaultdict[str | None, Census] = defaultdict(Census)
     stale: list[tuple[SweepCandidate, int]] = []
     owed: list[StaleRunner] = []
-    for candidate in store.sweep_candidates(now):
+    keys = store.begin_key_census()  # with authentication on: each key's runners, counted by this scan
+    for candidate in store.sweep_candidates(now, keys):
         threshold = stale_after_for(
             candidate.worker_group, config.stale_after_seconds, config.stale_after_by_worker_group
         )
@@ -134,6 +135,11 @@ def sweep(
             )
 
     published, still_owed = _publish(store, events, owed)
+    if keys is not None:
+        try:
+            store.record_key_census(keys)
+        except StoreError:  # the flags are done; the next sweep counts again
+            logger.exception("Could not record the keys' runner counts; the next sweep counts again")
     saved = store.save_sweep_state(
         SweepState(
             last_sweep_at=now,
@@ -233,7 +239,9 @@ def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher]:
 
     config = Config.from_env(os.environ)
     client = boto3.client("dynamodb", config=SWEEPER_CLIENT_CONFIG)
-    return RunnerStore(config.table_name, client=client), config, StaleEventPublisher(config.event_bus_name)
+    keys_table = config.keys_table_name if config.auth_mode is AuthMode.SIGV4 else None
+    store = RunnerStore(config.table_name, client=client, keys_table_name=keys_table or None)
+    return store, config, StaleEventPublisher(config.event_bus_name)
 
 
 @logger.inject_lambda_context

@@ -50,8 +50,12 @@ def actions_on(statements: list[dict[str, Any]], prefix: str) -> set[str]:
 # Storage
 
 
+def runners_table(template: Template) -> dict[str, Any]:
+    return only(template, "AWS::DynamoDB::Table", {"KeySchema": [{"AttributeName": "taskrunnerId", "KeyType": "HASH"}]})
+
+
 def test_table_is_on_demand_keyed_on_runner_id_with_ttl_and_pitr(private: Synth) -> None:
-    table = only(private.template, "AWS::DynamoDB::Table")
+    table = runners_table(private.template)
     props = table["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": "taskrunnerId", "KeyType": "HASH"}]
@@ -87,11 +91,11 @@ def test_provisioned_billing_scales_reads_and_writes_at_70_percent(private: Synt
 
 
 def test_customer_managed_key_is_a_choice(regional: Synth) -> None:
-    table = only(regional.template, "AWS::DynamoDB::Table")
+    table = runners_table(regional.template)
     sse = table["Properties"]["SSESpecification"]
     assert (sse["SSEEnabled"], sse["SSEType"]) == (True, "KMS")
-    key_id = next(iter(regional.template.find_resources("AWS::KMS::Key")))
-    assert sse["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    key_id = sse["KMSMasterKeyId"]["Fn::GetAtt"][0]
+    assert "RunnersKey" in key_id
     assert regional.template.to_json()["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
     assert table["DeletionPolicy"] == "Delete"  # retainData=false was asked for
     assert table["Properties"]["DeletionProtectionEnabled"] is False
@@ -169,26 +173,33 @@ def test_account_wide_api_gateway_role_only_when_asked_for(private: Synth, regio
     assert "CloudWatchRoleArn" in account["Properties"]
 
 
+def by_table(statements: list[dict[str, Any]], name: str) -> set[str]:
+    """The dynamodb actions granted on the table whose logical id starts with name."""
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(a.startswith("dynamodb:") for a in actions) and statement["Resource"]["Fn::GetAtt"][0].startswith(name):
+            found.update(actions)
+    return found
+
+
 def test_handler_may_only_write_this_table(private: Synth) -> None:
     _, handler = function(private.template, "heartbeat.handler.lambda_handler")
     statements = role_statements(private.template, handler["Properties"])
-    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
-    for statement in statements:
-        if "dynamodb:UpdateItem" in str(statement["Action"]):
-            assert statement["Resource"] == TABLE_ARN or statement["Resource"]["Fn::GetAtt"][1] == "Arn"
-            assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+    assert by_table(statements, "RunnersTable") == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
+    assert by_table(statements, "AccessKeysTable") == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem"}
     assert actions_on(statements, "logs:") == {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 
 def test_sweeper_may_only_do_what_its_code_calls(private: Synth) -> None:
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     statements = role_statements(private.template, sweeper["Properties"])
-    assert actions_on(statements, "dynamodb:") == {
+    assert by_table(statements, "RunnersTable") == {
         "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
     }  # fmt: skip
-    for statement in statements:
-        if any(a.startswith("dynamodb:") for a in statement["Action"]):
-            assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+    assert by_table(statements, "AccessKeysTable") == {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert actions_on(statements, "kms:") == set()  # the sweeper never opens a secret
 
 
 def test_only_the_sweeper_may_publish_events_and_only_to_its_bus(private: Synth, regional: Synth) -> None:
@@ -382,8 +393,8 @@ def alarm_arn_pattern(stack_name: str) -> dict[str, Any]:
 def test_alarm_topic_key_lets_cloudwatch_encrypt_for_this_stacks_alarms(private: Synth) -> None:
     # CloudWatch cannot use the AWS-managed alias/aws/sns key: alarms to a topic under it never arrive.
     topic = only(private.template, "AWS::SNS::Topic")["Properties"]
-    key_id, key = next(iter(private.template.find_resources("AWS::KMS::Key").items()))
-    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = private.template.to_json()["Resources"][key_id]
     assert key["Properties"]["EnableKeyRotation"] is True
     statement = cloudwatch_statement(key["Properties"]["KeyPolicy"]["Statement"])
     assert statement["Effect"] == "Allow"
