@@ -43,7 +43,7 @@ def _switch_interval() -> None:
 
 
 def run_store(port: int, table_name: str) -> int:
-    """Serve the embedded store; print its URL once the table, bus rule and queue exist."""
+    """Serve the embedded store; print its URL once the table, bus rule and queue exist (or why it cannot)."""
     import boto3
 
     from heartbeat_local.server import (
@@ -58,7 +58,15 @@ def run_store(port: int, table_name: str) -> int:
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    store = EmbeddedDynamoDB(port=port)
+    try:
+        store = EmbeddedDynamoDB(port=port)
+    except OSError as error:
+        print(
+            f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: {os.strerror(error.errno or 0)} "
+            "(set DYNAMODB_PORT to another port, or 0 for a free one)",
+            flush=True,
+        )
+        return 1
     clients: dict[str, Any] = {"endpoint_url": store.endpoint, "region_name": os.environ["AWS_DEFAULT_REGION"]}
     create_table(boto3.client("dynamodb", **clients), table_name)
     # The keys table and KMS key, in either mode: switching AUTH_MODE needs no other setup.
@@ -72,18 +80,22 @@ def run_store(port: int, table_name: str) -> int:
 
 
 def run_sweeper(interval: float) -> int:
-    """Run the sweeper's own Lambda handler at start and every interval; one line per sweep that flagged or published.
+    """Run the sweeper's own Lambda handler at start and every interval; a line a sweep that flagged, held or published.
 
     The first run records the rules it judges with, so heartbeat-ops judges alike from the start.
     """
     os.environ["SWEEP_INTERVAL_SECONDS"] = repr(interval)  # the sweeper judges gaps in its watch by its schedule
     from heartbeat.observability import logger, metrics
     from heartbeat.sweeper import lambda_handler
+    from heartbeat_local.console import SweepConsole, sweep_line, use_console_lines
     from heartbeat_local.gateway import LocalLambdaContext
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    logger.setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log; warnings still show
+    use_console_lines(logger)
+    console = SweepConsole()  # the per-runner and per-sweep records become one line a sweep
+    logger.addFilter(console)
+    logger.setLevel(logging.INFO)
     first = True
     while first or not stop.wait(interval):
         first = False
@@ -91,15 +103,13 @@ def run_sweeper(interval: float) -> int:
             report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))
             metrics.clear_metrics()  # disabled metrics are kept, not flushed (see environment.Gateway)
         except Exception:  # the sweeper has logged it; the next run tries again
-            logging.getLogger(__name__).exception("Sweep failed")
+            logger.exception("Sweep failed; the next one tries again")
             continue
-        if report["flagged"] or report["events_published"] or report["events_owed"]:
-            print(
-                f"Sweep: {report['flagged']} runners flagged stale, {report['events_published']} stale events "
-                f"published, {report['events_owed']} owed (read them: heartbeat-ops events)",
-                file=sys.stderr,
-                flush=True,
-            )
+        finally:
+            flagged = console.take_flagged()
+        line = sweep_line(report, flagged)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
     return 0
 
 

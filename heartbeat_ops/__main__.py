@@ -2,8 +2,8 @@
 
 Against the deployed stack: ``--stack NAME`` (the tables and the KMS key from its outputs) or
 ``--table`` (with ``--keys-table`` and ``--kms-key`` for the key commands), with the usual AWS
-credential chain. Against ``make serve``: ``--endpoint-url`` with the embedded DynamoDB URL it
-prints (events, keys and KMS go to the same endpoint).
+credential chain. Against ``make serve``: nothing to give; with no table, stack or endpoint named,
+it works on make serve's embedded store (``heartbeat_ops.local``), keys and KMS included.
 
 It judges runners by the deployment's rules, never the operator's shell: the sweeper records the
 Config it runs with in its state item on every sweep, and this reads it from there. It judges and
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
 from heartbeat.clients import CLIENT_CONFIG
 from heartbeat.config import Config, ConfigError
@@ -39,9 +39,9 @@ from heartbeat.store import RunnerStore, StoreError, UnknownRunner
 from heartbeat.store.keys import KeyTable
 from heartbeat.store.operator import RebindRefused
 from heartbeat.sweeper import scan, sweep
-from heartbeat_local.server import STALE_EVENTS_QUEUE, keys_kms_alias, keys_table_name
 from heartbeat_ops import key_view, view
 from heartbeat_ops import keys as key_commands
+from heartbeat_ops.local import LOCAL_STORE_URL, LOCAL_TABLE_NAME, STALE_EVENTS_QUEUE, keys_kms_alias, keys_table_name
 
 SKEW_NOTE_SECONDS = 60  # a clock this far from the service's earns a note on stderr
 
@@ -53,9 +53,14 @@ class OperatorError(Exception):
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("where the runners are")
-    where.add_argument("--table", help="the runners table (default: from --stack, or TABLE_NAME)")
+    where.add_argument(
+        "--table", help=f"the runners table (default: from --stack, or TABLE_NAME, or make serve's {LOCAL_TABLE_NAME})"
+    )
     where.add_argument("--stack", help="a deployed stack whose TableName output names the table")
-    where.add_argument("--endpoint-url", help="a DynamoDB endpoint, e.g. the one `make serve` prints")
+    where.add_argument(
+        "--endpoint-url",
+        help=f"a DynamoDB endpoint (default: make serve's store, {LOCAL_STORE_URL}, when no table or stack is named)",
+    )
     where.add_argument(
         "--region", help="the AWS region (default: the usual AWS configuration; us-east-1 with --endpoint-url)"
     )
@@ -121,13 +126,36 @@ def parser() -> argparse.ArgumentParser:
         description="Reads the stale events that an EventBridge rule delivered to an SQS queue, one line each, "
         "and deletes them from the queue once printed.",
     )
-    events.add_argument("--endpoint-url", help="the endpoint `make serve` prints (its embedded store)")
-    events.add_argument("--queue", default=STALE_EVENTS_QUEUE, help=f"the queue's name (default: {STALE_EVENTS_QUEUE})")
+    events.add_argument(
+        "--endpoint-url", help=f"the queue's endpoint (default: make serve's store, {LOCAL_STORE_URL}, unless --queue)"
+    )
+    events.add_argument("--queue", help=f"the queue's name (default: make serve's {STALE_EVENTS_QUEUE})")
     events.add_argument(
         "--region", help="the AWS region (default: the usual AWS configuration; us-east-1 with --endpoint-url)"
     )
     events.add_argument("--json", action="store_true", help="one JSON event per line, as EventBridge delivered it")
     return top
+
+
+def target_make_serve(args: argparse.Namespace, env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Fill in make serve's store where nothing else is named; whether that is where heartbeat-ops now works.
+
+    Runners: no --table, --stack, TABLE_NAME or --endpoint-url; with an --endpoint-url alone, make serve's
+    table. Events: no --endpoint-url and no --queue; with a --queue alone, that queue in AWS.
+    """
+    if args.group == "events":
+        if args.queue is None and args.endpoint_url is None:
+            args.queue, args.endpoint_url = STALE_EVENTS_QUEUE, LOCAL_STORE_URL
+            return True
+        args.queue = args.queue or STALE_EVENTS_QUEUE
+        return False
+    if args.table or args.stack or env.get("TABLE_NAME"):
+        return False
+    args.table = LOCAL_TABLE_NAME
+    if args.endpoint_url is None:
+        args.endpoint_url = LOCAL_STORE_URL
+        return True
+    return False
 
 
 def _key_commands(groups: Any, common: argparse.ArgumentParser) -> None:
@@ -180,7 +208,7 @@ def read_events(args: argparse.Namespace, out: TextIO) -> int:
     except (NoCredentialsError, NoRegionError):
         raise
     except BotoCoreError as error:
-        raise OperatorError(f"queue {args.queue!r}: {error}") from None
+        raise OperatorError(f"queue {args.queue!r}: {error}") from error
 
 
 def _drain_events(sqs: Any, queue_url: str, as_json: bool, out: TextIO) -> int:
@@ -270,9 +298,7 @@ class Operator:
             if "TableName" in self._stack_outputs():
                 return self._stack_outputs()["TableName"]
             raise OperatorError(f"Stack {self.args.stack!r} has no TableName output")
-        if os.environ.get("TABLE_NAME"):
-            return os.environ["TABLE_NAME"]
-        raise OperatorError("Say which table: --table NAME, --stack NAME, or TABLE_NAME")
+        return os.environ["TABLE_NAME"]  # target_make_serve named make serve's table when nothing else was
 
     def _rules(self) -> Config:
         """The deployment's rules; sweeping without them would judge by someone else's."""
@@ -542,6 +568,7 @@ def main(
 
 
 def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err: TextIO) -> int:
+    local = target_make_serve(args)
     table = getattr(args, "table", None)
     try:
         if args.group == "events":
@@ -552,7 +579,10 @@ def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err:
         table = operator.table
         getattr(operator, f"keys_{args.command}" if args.group == "keys" else args.command)()
     except (OperatorError, key_commands.KeyCommandError, SecretsUnavailable) as error:
-        err.write(f"error: {error}\n")
+        if local and isinstance(error.__cause__, EndpointConnectionError):
+            err.write(f"error: {_no_make_serve()}\n")
+        else:
+            err.write(f"error: {error}\n")
         return 1
     except UnknownRunner as error:
         err.write(f"error: no runner {error.args[0]!r} in table {table!r}\n")
@@ -564,12 +594,21 @@ def _run(args: argparse.Namespace, clock: Callable[[], float], out: TextIO, err:
         cause = error.__cause__
         if isinstance(cause, (NoCredentialsError, NoRegionError)):
             err.write(f"error: {_credentials_message(cause)}\n")
+        elif local and isinstance(cause, EndpointConnectionError):
+            err.write(f"error: {_no_make_serve()}\n")
         elif "ResourceNotFoundException" in str(error):
             err.write(f"error: table {table!r} not found (check --table, --stack and --region)\n")
         else:
             err.write(f"error: DynamoDB failed: {error}\n")
         return 1
     return 0
+
+
+def _no_make_serve() -> str:
+    return (
+        f"nothing answers at {LOCAL_STORE_URL}, make serve's store: start make serve, "
+        "or name a deployed table with --stack or --table"
+    )
 
 
 def _credentials_message(error: Exception) -> str:

@@ -71,7 +71,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class DeploySettings:
-    """Every knob of the stack, with the README's defaults."""
+    """Every knob of the stack, with the defaults docs/configuration.md lists."""
 
     endpoint_type: str
     vpc_endpoint_ids: tuple[str, ...] = ()

@@ -66,7 +66,7 @@ class HeartbeatStack(Stack):
             else lambda_.Tracing.ACTIVE,
         )  # fmt: skip
         # 1,769 MB (one full vCPU) and 5 minutes: a sweep scans the whole fleet in parallel segments and its
-        # CPU (parsing the pages) is what bounds it; README, Sweeper scale: 10M runners in under 3 minutes.
+        # CPU (parsing the pages) is what bounds it; docs/performance.md, Sweeper scale: 10M runners in under 3 minutes.
         sweeper = HeartbeatFunction(
             self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
             description="Flags task runners that went silent", memory_size=1769, timeout=Duration.minutes(5),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -17,7 +19,8 @@ from heartbeat.plan import SweepState
 from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
-from heartbeat_ops.__main__ import main
+from heartbeat_ops.__main__ import main, parser, target_make_serve
+from heartbeat_ops.local import LOCAL_STORE_URL
 from tests.support import dynamodb_clock
 
 NOW = 1_795_521_600.0  # 2026-11-24T12:00:00Z
@@ -195,7 +198,7 @@ def test_terminate_or_reset_of_a_record_past_its_ttl_is_an_unknown_runner(store:
     assert run("runners", command, "expired") == (1, "", f"error: no runner 'expired' in table '{TABLE}'\n")
     assert store.get_runner("expired") == before
     answer = store.record_heartbeat(HeartbeatRequest("expired"), NOW, RETENTION)
-    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as the README says
+    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as docs/guarantees.md says
 
 
 @pytest.mark.parametrize("command", ["show", "terminate", "reset", "forget"])
@@ -261,11 +264,50 @@ def test_no_credentials_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch, t
     assert err.getvalue().startswith("error: no AWS credentials found")
 
 
-def test_no_table_given_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("argv", "env", "target"),
+    [
+        (["runners", "list"], {}, (True, LOCAL_STORE_URL, "taskrunner-heartbeat", None)),
+        (["runners", "list", "--endpoint-url", "http://127.0.0.1:9"], {}, (False, "http://127.0.0.1:9", "taskrunner-heartbeat", None)),
+        (["runners", "list", "--table", "t"], {}, (False, None, "t", None)),
+        (["runners", "list", "--stack", "S"], {}, (False, None, None, None)),
+        (["runners", "list"], {"TABLE_NAME": "t"}, (False, None, None, None)),
+        (["events"], {}, (True, LOCAL_STORE_URL, None, "taskrunner-stale-events")),
+        (["events", "--queue", "q"], {}, (False, None, None, "q")),
+        (["events", "--endpoint-url", "http://127.0.0.1:9"], {}, (False, "http://127.0.0.1:9", None, "taskrunner-stale-events")),
+    ],
+)  # fmt: skip
+def test_with_no_table_stack_or_endpoint_named_it_works_on_make_serves_store(
+    argv: list[str], env: dict[str, str], target: tuple[bool, str | None, str | None, str | None]
+) -> None:
+    args = parser().parse_args(argv)
+    local = target_make_serve(args, env)
+    assert (local, args.endpoint_url, getattr(args, "table", None), getattr(args, "queue", None)) == target
+
+
+def test_with_nothing_named_and_no_make_serve_running_it_says_how_to_name_a_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("TABLE_NAME", raising=False)
-    err = io.StringIO()
-    assert main(["runners", "list"], out=io.StringIO(), err=err) == 1
-    assert err.getvalue() == "error: Say which table: --table NAME, --stack NAME, or TABLE_NAME\n"
+    if _listening(LOCAL_STORE_URL):
+        pytest.skip(f"a make serve is running: its store holds {LOCAL_STORE_URL}")
+    for argv in (["runners", "list"], ["events"]):
+        out, err = io.StringIO(), io.StringIO()
+        assert main(argv, out=out, err=err) == 1
+        assert (out.getvalue(), err.getvalue()) == (
+            "",
+            f"error: nothing answers at {LOCAL_STORE_URL}, make serve's store: start make serve, "
+            "or name a deployed table with --stack or --table\n",
+        )
+
+
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_the_operators_shell_never_changes_the_rules(store: RunnerStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 """make simulate: every scenario at every fleet size, as a table.
 
 SIMULATE_SIZES (comma-separated, default 10,100) and SIMULATE_ONLY (a substring of scenario
-names) choose the grid. At N = 10,000 it plays scenarios.LARGE, a chosen set (see README).
+names) choose the grid. At N = 10,000 it plays scenarios.LARGE, a chosen set (see docs/reliability.md).
 """
 
 from __future__ import annotations

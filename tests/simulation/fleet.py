@@ -498,7 +498,7 @@ class Simulation:
                 outcome.worst_delay = max(outcome.worst_delay or 0.0, delay)
                 outcome.worst_overrun = max(outcome.worst_overrun or 0.0, overrun)
         if (self.scenario.held_by_design or self.held_by_design) and outcome.deaths_flagged < outcome.deaths:
-            # The operator confirms the worker group is gone, as the README says to.
+            # The operator confirms the worker group is gone, as docs/guarantees.md says to.
             self.now = self.end
             self._sweep(store, None, override_guard=True)
             after = {r.taskrunner_id: r for r in store.runners()}

@@ -98,7 +98,7 @@ CLOCKS = [
 ]
 GONE_VS_SILENT = [*SCALE_INS, RETIRED, *SLOW_BEATS, ZONE_CUT, *CLOCKS]
 ALL = [*OUR_OUTAGES, BROWNOUT, *REAL_DEATHS, *PER_GROUP, *GONE_VS_SILENT]
-SIZES = (10, 100)  # N = 10,000 plays LARGE (SIMULATE_SIZES=10000, README, make simulate)
+SIZES = (10, 100)  # N = 10,000 plays LARGE (SIMULATE_SIZES=10000, docs/reliability.md, make simulate)
 
 
 def _named(*names: str) -> list[Scenario]:
