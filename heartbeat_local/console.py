@@ -82,6 +82,10 @@ class SweepConsole(logging.Filter):
         return flagged
 
 
+def _scope(label: str) -> str:
+    return "the fleet" if label == "fleet" else f"worker group {label}"
+
+
 def sweep_line(report: Mapping[str, Any], flagged: Sequence[str]) -> str | None:
     """One line on what a sweep did, naming the runners it flagged; None when it did nothing worth a line."""
     parts = []
@@ -93,7 +97,7 @@ def sweep_line(report: Mapping[str, Any], flagged: Sequence[str]) -> str | None:
     held = report.get("held") or []
     if held:
         scopes = report.get("scopes") or {}
-        named = "; ".join(f"{scope}: {scopes.get(scope, 'held')}" for scope in held)
+        named = "; ".join(f"{_scope(scope)}: {scopes.get(scope, 'held')}" for scope in held)
         held_line = f"held {named}"
         if report.get("in_grace"):
             held_line += (

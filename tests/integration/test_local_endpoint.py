@@ -195,7 +195,7 @@ def test_a_flagged_runners_stale_event_arrives_exactly_once(tmp_path: Path) -> N
     assert json.loads(answer) == {"terminate": True}
     # The console: the thresholds in the banner, one readable line for the sweep that flagged, no JSON.
     assert "Stale after: 2 s without a heartbeat" in output
-    assert "Sweeper: every 0.3 s; the mass-staleness guard holds flags back while more than 50% of 3" in output
+    assert "Sweeper: every 0.3 s; the guard holds a scope of 3 or more active runners while none" in output
     assert (
         "Sweep: flagged 1 runner stale: goes-silent (next heartbeat answers terminate: true); "
         "1 stale events published, 0 owed (read them: heartbeat-ops events)"
@@ -210,15 +210,15 @@ def test_a_held_guard_reads_as_one_line_a_sweep_naming_the_way_out(tmp_path: Pat
         for runner in ("held-1", "held-2", "held-3"):  # the whole fleet goes silent at once: our outage, by its look
             assert post(running.url, json.dumps({"taskrunnerId": runner}).encode(), HEARTBEAT)[0] == 200
         deadline = time.monotonic() + 90  # a bound on waiting, not an assertion about speed
-        while ": 3 stale runners not flagged" not in running.output() and time.monotonic() < deadline:
+        while "; 3 runners past their threshold not flagged" not in running.output() and time.monotonic() < deadline:
             time.sleep(0.2)
         _, _, answer = post(running.url, b'{"taskrunnerId":"held-1"}', HEARTBEAT)
         output = running.output()
     assert json.loads(answer) == {"terminate": False}
-    held = [line for line in output.splitlines() if ": 3 stale runners not flagged" in line]
-    assert held[0] == (
-        "Sweep: the mass-staleness guard holds the fleet (3 of 3 active runners quiet): 3 stale runners not "
-        "flagged; if they are gone, heartbeat-ops runners sweep --override-guard"
+    held = [line for line in output.splitlines() if "; 3 runners past their threshold not flagged" in line]
+    assert held[0].startswith("Sweep: held the fleet: silent (")
+    assert held[0].endswith(
+        "; 3 runners past their threshold not flagged (if they are gone: heartbeat-ops runners sweep --override-guard)"
     )
     assert "flagged 1 runner" not in output
     assert not [line for line in output.splitlines() if line.startswith("{")]

@@ -76,8 +76,8 @@ def test_a_held_worker_group_is_named_with_the_way_out() -> None:
         "in_grace": 4,
     }
     assert sweep_line(report, []) == (
-        "Sweep: held batch: silent (4 of 4 silent, none heard); 4 runners past their threshold not flagged "
-        "(if they are gone: heartbeat-ops runners sweep --override-guard)"
+        "Sweep: held worker group batch: silent (4 of 4 silent, none heard); "
+        "4 runners past their threshold not flagged (if they are gone: heartbeat-ops runners sweep --override-guard)"
     )
 
 
