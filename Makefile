@@ -9,7 +9,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
-# `make synth` with no arguments uses this documented example; deploy needs your own (see README, Deploy).
+# `make synth` with no arguments uses this documented example; deploy needs your own (see docs/deploy.md).
 EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0
 CONTEXT ?=
 REQUIRE_APPROVAL ?=
@@ -17,7 +17,7 @@ REQUIRE_APPROVAL ?=
 .PHONY: help venv node constraints serve test test-fast fuzz soak bench cost simulate lint format synth deploy diff clean
 
 help:
-	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB)"
+	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB on :8081)"
 	@echo "make test    lint, then the whole test suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make fuzz    the long generated-input run (50,000 examples per property)"
@@ -29,10 +29,18 @@ help:
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...' [REQUIRE_APPROVAL=never]  deploy into the current AWS account"
 	@echo "make diff    CONTEXT='...'  show what a deploy would change"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+# Two stages in one .venv: make serve installs only what serving needs (requirements-serve.txt);
+# every other target adds tests, lint and the CDK (requirements-dev.txt) on top.
+$(VENV)/.serve-installed: requirements-serve.txt constraints.txt pyproject.toml
+	@echo "Setting up $(VENV) for make serve (first run only; about a minute)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-serve.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.serve-installed requirements.txt requirements-dev.txt constraints.txt
+	@echo "Adding tests, lint and the CDK to $(VENV) (first run only; a few minutes)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 # Re-pin every transitive dependency from a fresh resolve of the requirements files.
@@ -49,8 +57,8 @@ node_modules/.installed: package.json package-lock.json
 venv: $(VENV)/.installed
 node: node_modules/.installed
 
-serve: $(VENV)/.installed
-	PORT=$(PORT) PYTHONPATH=lambda_src:. $(PY) -m heartbeat_local
+serve: $(VENV)/.serve-installed
+	@PORT=$(PORT) PYTHONPATH=lambda_src:. $(PY) -m heartbeat_local
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -66,7 +74,7 @@ test: $(VENV)/.installed node_modules/.installed lint
 
 # The long runs: 50,000 generated requests per property, and the full 20,000-heartbeat load.
 fuzz: $(VENV)/.installed
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:logging tests/integration/test_fuzz.py tests/integration/test_races.py
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:logging tests/integration/test_fuzz.py tests/integration/test_fuzz_authorization.py tests/integration/test_races.py
 
 soak: $(VENV)/.installed
 	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/integration/test_load.py

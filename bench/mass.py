@@ -254,7 +254,9 @@ def rates(concurrencies: list[int], writes: int) -> list[dict[str, Any]]:
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(lambda i, s=store: s.flag_stale(f"i-{i:017x}-taskrunner", T0, T0), range(half)))
         writes_wall, writes_cpu, harness = time.perf_counter() - started, _cpu() - cpu, fleet.harness_cpu
-        orders = (FlagOrder(f"i-{i:017x}-taskrunner", T0 - 4000, THRESHOLD, T0) for i in range(half, writes))
+        orders = (
+            FlagOrder(f"i-{i:017x}-taskrunner", T0 - 4000, THRESHOLD, T0, T0 - THRESHOLD) for i in range(half, writes)
+        )
         publisher = StaleEventPublisher("default", events)
         started, cpu = time.perf_counter(), _cpu()
         outcome = carry_out(orders, [], store, publisher, Deadline.never(), concurrency=concurrency)

@@ -69,7 +69,10 @@ def runner_item(i: int, stale: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-PROJECTED = ("taskrunnerId", "status", "lastSeen", "workerGroup", "hostname", "staleAt", "eventPending")
+PROJECTED = (  # what the sweeper's scan asks for (store/scan.py)
+    "taskrunnerId", "status", "lastSeen", "workerGroup", "hostname", "staleAt", "eventPending", "resetAt", "firstSeen",
+    "heartbeatCount",
+)  # fmt: skip
 ITEM_BYTES = item_size(runner_item(0, stale=False))
 ITEMS_PER_PAGE = PAGE_BYTES // ITEM_BYTES
 

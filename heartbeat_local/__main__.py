@@ -14,8 +14,11 @@ import socket
 import subprocess
 import sys
 
+from heartbeat.config import Config, ConfigError
+from heartbeat.plan import MIN_RUNNERS_TO_JUDGE
 from heartbeat_local.children import Child
-from heartbeat_local.server import STALE_EVENTS_QUEUE, ServeSettings, SettingError
+from heartbeat_local.server import ServeSettings, SettingError, keys_kms_alias, keys_table_name
+from heartbeat_ops.local import STALE_EVENTS_QUEUE
 
 BACKLOG = 1024  # clients that connect together wait for an environment instead of being reset
 
@@ -23,7 +26,7 @@ BACKLOG = 1024  # clients that connect together wait for an environment instead 
 def main() -> int:
     try:
         settings = ServeSettings.from_env(os.environ)
-        _check_handler_config(settings)
+        config = _handler_config(settings)
     except SettingError as error:
         print(f"make serve: {error}", file=sys.stderr)
         return 2
@@ -51,7 +54,7 @@ def main() -> int:
             settings.workers,
             settings.access_log,
             settings.switch_interval,
-            on_ready=lambda: _announce(settings, url, dynamodb, queue),
+            on_ready=lambda: _announce(settings, config, url, dynamodb, queue),
         )
         serving = True
         try:
@@ -71,12 +74,23 @@ def main() -> int:
                 child.stop()
 
 
-def _check_handler_config(settings: ServeSettings) -> None:
-    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here."""
-    from heartbeat.config import Config, ConfigError
+def _handler_config(settings: ServeSettings) -> Config:
+    """The handlers' own configuration, checked before anything starts, so a bad value stops start-up here.
 
+    AUTH_MODE defaults to none here (the deployed stack's default is sigv4), so that a first
+    `make serve` answers unsigned clients; with sigv4 the embedded store holds a keys table and
+    a KMS key of its own, which `heartbeat-ops keys create` issues keys from.
+    """
+    from heartbeat.config import AuthMode
+
+    os.environ.setdefault("AUTH_MODE", AuthMode.NONE.value)
+    if settings.dynamodb_endpoint is None:
+        os.environ.setdefault("KEYS_TABLE_NAME", keys_table_name(settings.table_name))
+        os.environ.setdefault("KEYS_KMS_KEY_ID", keys_kms_alias(settings.table_name))
     try:
-        Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        config = Config.from_env({**os.environ, "TABLE_NAME": settings.table_name})
+        config.require_keys()
+        return config
     except ConfigError as error:
         raise SettingError(str(error)) from None
 
@@ -96,34 +110,62 @@ def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, s
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     store = Child.start("store", str(settings.dynamodb_port), settings.table_name, stdout=subprocess.PIPE)
     children.append(store)
-    ready = store.process.stdout.readline().split() if store.process.stdout else []
-    if len(ready) != 2:
+    ready = store.process.stdout.readline() if store.process.stdout else ""
+    if ready.startswith("make serve:"):  # the store's own one line on why it could not start
+        raise SystemExit(ready.strip())
+    if len(ready.split()) != 2:
         raise SystemExit("make serve: the embedded store did not start (see above)")
-    endpoint, queue = ready
+    endpoint, queue = ready.split()
     # botocore's per-service variables: EventBridge's is _EVENTBRIDGE (its service id), not _EVENTS.
-    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS"):
+    for service in ("DYNAMODB", "EVENTBRIDGE", "SQS", "KMS"):
         os.environ[f"AWS_ENDPOINT_URL_{service}"] = endpoint
     return endpoint, queue
 
 
-def _announce(settings: ServeSettings, url: str, dynamodb: str, queue: str | None) -> None:
+def _announce(settings: ServeSettings, config: Config, url: str, dynamodb: str, queue: str | None) -> None:
     store = "embedded, in memory" if settings.dynamodb_endpoint is None else "external"
     lines = [
         f"Heartbeat endpoint: {url}  ({settings.workers} execution environments)",
+        *_rules(settings, config),
         f"DynamoDB ({store}): {dynamodb}  table: {settings.table_name}",
     ]
-    if settings.sweep_interval_seconds > 0:
-        lines.append(f"Sweeper: every {settings.sweep_interval_seconds:g}s")
     if queue is not None:
         lines.append(f"Stale events: EventBridge -> SQS queue {STALE_EVENTS_QUEUE}")
-    lines += [
-        "Try: .venv/bin/aws datapipeline report-task-runner-heartbeat --taskrunner-id r-1 "
-        f"--endpoint-url {url} --region us-east-1 --no-sign-request",
-        f"     .venv/bin/heartbeat-ops runners list --endpoint-url {dynamodb} --table {settings.table_name}",
-    ]
-    if queue is not None:
-        lines.append(f"     .venv/bin/heartbeat-ops events --endpoint-url {dynamodb}")
+    if os.environ.get("AUTH_MODE") == "sigv4":
+        lines += [
+            "Authentication: sigv4 (heartbeats must be signed with a key issued here)",
+            "Try: .venv/bin/heartbeat-ops keys create",
+            "     then sign with it: AWS_ACCESS_KEY_ID=<id> AWS_SECRET_ACCESS_KEY=<secret> .venv/bin/aws datapipeline "
+            f"report-task-runner-heartbeat --taskrunner-id r-1 --endpoint-url {url} --region us-east-1",
+        ]
+    else:
+        heartbeat = "-H 'X-Amz-Target: DataPipeline.ReportTaskRunnerHeartbeat' -d '{\"taskrunnerId\": \"r-1\"}'"
+        lines += [
+            "Authentication: none (AUTH_MODE=sigv4 to verify signatures)",
+            f"Try: curl -s -w '\\n' {heartbeat} {url}/",
+        ]
+    lines.append("     .venv/bin/heartbeat-ops runners list")
     print("\n".join(lines), flush=True)
+
+
+def _rules(settings: ServeSettings, config: Config) -> list[str]:
+    """The thresholds and the sweep interval, as the sweeper applies them."""
+    groups = ", ".join(f"{group} {seconds} s" for group, seconds in sorted(config.stale_after_by_worker_group.items()))
+    stale = f"Stale after: {config.stale_after_seconds} s without a heartbeat" + (
+        f" (worker groups: {groups})" if groups else ""
+    )
+    if config.mass_stale_fraction >= 1:
+        guard = "the guard off (MASS_STALE_FRACTION=1)"
+    else:
+        guard = (
+            f"the guard holds a scope of {MIN_RUNNERS_TO_JUDGE} or more active runners while none of them is heard "
+            "(docs/guarantees.md)"
+        )
+    if settings.sweep_interval_seconds > 0:
+        sweeper = f"Sweeper: every {settings.sweep_interval_seconds:g} s; {guard}"
+    else:
+        sweeper = f"Sweeper: off (SWEEP_INTERVAL_SECONDS=0); heartbeat-ops runners sweep runs one; {guard}"
+    return [stale, sweeper]
 
 
 if __name__ == "__main__":

@@ -43,16 +43,35 @@ def _switch_interval() -> None:
 
 
 def run_store(port: int, table_name: str) -> int:
-    """Serve the embedded store; print its URL once the table, bus rule and queue exist."""
+    """Serve the embedded store; print its URL once the table, bus rule and queue exist (or why it cannot)."""
     import boto3
 
-    from heartbeat_local.server import EmbeddedDynamoDB, create_stale_event_queue, create_table
+    from heartbeat_local.server import (
+        EmbeddedDynamoDB,
+        create_keys_kms_key,
+        create_keys_table,
+        create_stale_event_queue,
+        create_table,
+        keys_kms_alias,
+        keys_table_name,
+    )
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    store = EmbeddedDynamoDB(port=port)
+    try:
+        store = EmbeddedDynamoDB(port=port)
+    except OSError as error:
+        print(
+            f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: {os.strerror(error.errno or 0)} "
+            "(set DYNAMODB_PORT to another port, or 0 for a free one)",
+            flush=True,
+        )
+        return 1
     clients: dict[str, Any] = {"endpoint_url": store.endpoint, "region_name": os.environ["AWS_DEFAULT_REGION"]}
     create_table(boto3.client("dynamodb", **clients), table_name)
+    # The keys table and KMS key, in either mode: switching AUTH_MODE needs no other setup.
+    create_keys_table(boto3.client("dynamodb", **clients), keys_table_name(table_name))
+    create_keys_kms_key(boto3.client("kms", **clients), keys_kms_alias(table_name))
     queue_url = create_stale_event_queue(boto3.client("events", **clients), boto3.client("sqs", **clients))
     print(f"{store.endpoint} {queue_url}", flush=True)
     stop.wait()
@@ -61,37 +80,42 @@ def run_store(port: int, table_name: str) -> int:
 
 
 def run_sweeper(interval: float) -> int:
-    """Run the sweeper's own Lambda handler every interval; one line per sweep that flagged or published.
+    """Run the sweeper's own Lambda handler at start and every interval; a line a sweep that flagged, held or published.
 
-    As in the stack, a sweep's deadline is its interval (its Lambda timeout less the reserve), or
+    The first run records the rules it judges with, so heartbeat-ops judges alike from the start. As in
+    the stack, a sweep's deadline is its interval (its Lambda timeout less the reserve), or
     SWEEP_BUDGET_SECONDS when that is shorter; the flags it did not reach are the next sweep's.
     """
+    os.environ["SWEEP_INTERVAL_SECONDS"] = repr(interval)  # the sweeper judges gaps in its watch by its schedule
     from heartbeat.observability import logger, metrics
     from heartbeat.sweeper import RESERVE_SECONDS, lambda_handler
+    from heartbeat_local.console import SweepConsole, sweep_line, use_console_lines
     from heartbeat_local.gateway import LocalLambdaContext
 
     stop = _stop_on_sigterm_or_orphaned()
     _switch_interval()
-    logger.setLevel(logging.WARNING)  # its per-sweep JSON lines would bury the request log; warnings still show
+    use_console_lines(logger)
+    console = SweepConsole()  # the per-runner and per-sweep records become one line a sweep
+    logger.addFilter(console)
+    logger.setLevel(logging.INFO)
     invocation_ms = round((interval + RESERVE_SECONDS) * 1000)
-    while not stop.wait(interval):
+    first = True
+    while first or not stop.wait(interval):
+        first = False
         context = LocalLambdaContext(function_name="sweeper-local", remaining_ms=invocation_ms)
         try:
             report = lambda_handler({"source": "local.schedule"}, context)
             metrics.clear_metrics()  # disabled metrics are kept, not flushed (see environment.Gateway)
         except Exception:  # the sweeper has logged it; the next run tries again
-            logging.getLogger(__name__).exception("Sweep failed")
+            logger.exception("Sweep failed; the next one tries again")
             continue
+        finally:
+            flagged = console.take_flagged()
         if report.get("skipped"):
             continue  # another sweep (an operator's) holds the lease
-        if report["flagged"] or report["events_published"] or report["events_owed"] or report["left"]:
-            left = f", {report['left']} left for the next sweep" if report["left"] else ""
-            print(
-                f"Sweep: {report['flagged']} runners flagged stale, {report['events_published']} stale events "
-                f"published, {report['events_owed']} owed{left} (read them: heartbeat-ops events)",
-                file=sys.stderr,
-                flush=True,
-            )
+        line = sweep_line(report, flagged)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
     return 0
 
 

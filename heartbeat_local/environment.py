@@ -290,8 +290,10 @@ class EnvironmentPool(BaseApplication):  # type: ignore[misc]
     def load(self) -> Gateway:
         """Runs in each worker: its cold start imports the handler, once."""
         from heartbeat.handler import lambda_handler
-        from heartbeat.observability import metrics
+        from heartbeat.observability import logger, metrics
+        from heartbeat_local.console import use_console_lines
 
+        use_console_lines(logger)  # readable lines on the console; JSON stays Lambda's
         return Gateway(lambda_handler, self._access_log, metrics.clear_metrics)
 
     def run(self) -> None:

@@ -65,7 +65,9 @@ def proxy_event(
         "requestContext": {
             "resourcePath": path,
             "httpMethod": method,
-            "path": f"/{STAGE}{path}",
+            # The path the client called, as API Gateway puts it here: make serve serves its stage at the root,
+            # as a custom domain mapped without a base path does, so it is the event's path (what clients sign).
+            "path": path,
             "stage": STAGE,
             "requestId": request_id,
             "extendedRequestId": request_id,

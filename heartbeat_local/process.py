@@ -57,6 +57,7 @@ def local_endpoint(log_dir: Path, **settings: str) -> Iterator[LocalProcess]:
         **FAKE_AWS,
         "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}",
         "PORT": "0",
+        "DYNAMODB_PORT": "0",  # a free port: never the fixed default a running make serve holds
         "SWEEP_INTERVAL_SECONDS": "0",
         "POWERTOOLS_TRACE_DISABLED": "true",
         **settings,

@@ -17,11 +17,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_TABLE_NAME = "taskrunner-heartbeat"
-# Where `make serve` delivers stale events: a rule on the embedded bus feeds this queue,
-# and `heartbeat-ops events` reads it.
-STALE_EVENTS_QUEUE = "taskrunner-stale-events"
-STALE_EVENTS_RULE = "taskrunner-stale-events"
+from heartbeat_ops.local import (  # make serve's names, which heartbeat-ops finds on its own
+    LOCAL_STORE_PORT,
+    LOCAL_TABLE_NAME,
+    STALE_EVENTS_QUEUE,
+    keys_kms_alias,
+    keys_table_name,
+)
+
+DEFAULT_TABLE_NAME = LOCAL_TABLE_NAME
+__all__ = ["DEFAULT_TABLE_NAME", "STALE_EVENTS_QUEUE", "keys_kms_alias", "keys_table_name"]
+STALE_EVENTS_RULE = STALE_EVENTS_QUEUE
 
 
 class SettingError(ValueError):
@@ -38,7 +44,7 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """How to serve, from the environment (see the README's Local section)."""
+    """How to serve, from the environment (see docs/configuration.md)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -46,7 +52,7 @@ class ServeSettings:
     sweep_interval_seconds: float = 60.0
     table_name: str = DEFAULT_TABLE_NAME
     dynamodb_endpoint: str | None = None  # None: embedded moto
-    dynamodb_port: int = 0  # embedded store's port; 0 picks a free one
+    dynamodb_port: int = LOCAL_STORE_PORT  # embedded store's port, where heartbeat-ops looks; 0 picks a free one
     access_log: bool = True
     switch_interval: float | None = None  # tests: sys.setswitchinterval in every process, to force thread switches
 
@@ -69,7 +75,7 @@ class ServeSettings:
             sweep_interval_seconds=_number(env, "SWEEP_INTERVAL_SECONDS", 60.0, float, low=0),
             table_name=env.get("TABLE_NAME") or DEFAULT_TABLE_NAME,
             dynamodb_endpoint=external,
-            dynamodb_port=_number(env, "DYNAMODB_PORT", 0, int, low=0, high=65535),
+            dynamodb_port=_number(env, "DYNAMODB_PORT", LOCAL_STORE_PORT, int, low=0, high=65535),
             access_log=env.get("ACCESS_LOG", "1").lower() not in ("0", "false", "no"),
             switch_interval=switch,
         )
@@ -112,6 +118,26 @@ def create_table(client: Any, table_name: str) -> None:
     )
 
 
+def create_keys_table(client: Any, table_name: str) -> None:
+    """The keys table as the stack defines it: on-demand, keyed on accessKeyId."""
+    from heartbeat.store.keys import PARTITION_KEY
+
+    client.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_keys_kms_key(kms: Any, alias: str | None = None) -> str:
+    """A symmetric KMS key for sealing key secrets, as the stack's, under an alias if given; returns its ARN."""
+    arn: str = kms.create_key(Description="Seals the access keys of make serve")["KeyMetadata"]["Arn"]
+    if alias:
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
 def create_stale_event_queue(events: Any, sqs: Any, bus_name: str = "default") -> str:
     """A rule on the bus that sends every stale event to a queue; returns the queue's URL."""
     from heartbeat.events import DETAIL_TYPE, SOURCE
@@ -151,10 +177,16 @@ class EmbeddedDynamoDB:
             # Headers and body leave in two writes: without this, Nagle holds the body for the client's delayed ACK.
             disable_nagle_algorithm = True
 
-        self._server = make_server("127.0.0.1", port, serialized, threaded=True, request_handler=Handler)
+        # Bound here, so that a port in use is an OSError for the caller to explain (werkzeug would exit).
+        listener = socket.create_server(("127.0.0.1", port))
+        bound = listener.getsockname()[1]
+        self._server = make_server(
+            "127.0.0.1", bound, serialized, threaded=True, request_handler=Handler, fd=listener.fileno()
+        )
+        listener.close()  # the server holds its own duplicate of the socket
         self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
         self._thread.start()
-        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        self.endpoint = f"http://127.0.0.1:{bound}"
 
     def stop(self) -> None:
         self._server.shutdown()

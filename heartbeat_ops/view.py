@@ -6,7 +6,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from heartbeat.events import iso
-from heartbeat.runners import Runner, Status, is_stale, silence_start, stale_after_for
+from heartbeat.plan import SweepPlan, Verdict
+from heartbeat.runners import Runner
 
 COLUMNS = (("ID", 36), ("WORKER GROUP", 18), ("HOSTNAME", 30), ("LAST SEEN", 10), ("STATUS", 11), ("BEATS", 7))
 
@@ -20,13 +21,20 @@ def age(seconds: float) -> str:
     return f"{int(seconds)}s ago"
 
 
-def shown_status(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> str:
-    """The stored status; an active runner already silent past its threshold shows as 'overdue'."""
-    threshold = stale_after_for(runner.worker_group, default_threshold, by_group)
-    if runner.status == Status.ACTIVE.value and is_stale(
-        silence_start(runner.last_seen, runner.reset_at), now, threshold, watching_since=0
-    ):
-        return "overdue"
+def shown_status(runner: Runner, plan: SweepPlan | None) -> str:
+    """The stored status; an active runner past its threshold shows the plan's verdict.
+
+    'due': the next sweep flags it (unless its scope is held by then); 'grace': past its threshold,
+    but its silence does not count yet (a hold, a new watch, a reset). Without the deployment's
+    rules (its sweeper has not run yet) the stored status alone.
+    """
+    if plan is None:
+        return runner.status
+    verdict = plan.judge(runner).verdict
+    if verdict is Verdict.STALE:
+        return "due"
+    if verdict is Verdict.GRACE:
+        return "grace"
     return runner.status
 
 
@@ -52,31 +60,37 @@ def table(rows: Iterable[tuple[str, ...]]) -> Iterator[str]:
         ).rstrip()
 
 
-def row(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> tuple[str, ...]:
+def row(runner: Runner, now: float, plan: SweepPlan | None) -> tuple[str, ...]:
     return (
         runner.taskrunner_id,
         runner.worker_group if runner.worker_group is not None else "-",
         runner.hostname or "-",
         age(now - runner.last_seen),
-        shown_status(runner, now, default_threshold, by_group),
+        shown_status(runner, plan),
         str(runner.heartbeat_count),
     )
 
 
-def as_json(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> dict[str, Any]:
-    """Every field, times in ISO 8601 UTC."""
+def as_json(runner: Runner, plan: SweepPlan | None) -> dict[str, Any]:
+    """Every field, times in ISO 8601 UTC; threshold and verdict by the deployment's rules (None till known)."""
+    judgement = plan.judge(runner) if plan is not None else None
     document: dict[str, Any] = {
         "taskrunnerId": runner.taskrunner_id,
         "workerGroup": runner.worker_group,
         "hostname": runner.hostname,
         "status": runner.status,
-        "shownStatus": shown_status(runner, now, default_threshold, by_group),
+        "shownStatus": shown_status(runner, plan),
         "firstSeen": iso(runner.first_seen),
         "lastSeen": iso(runner.last_seen),
         "heartbeatCount": runner.heartbeat_count,
         "expiresAt": iso(runner.expires_at),
-        "staleAfterSeconds": stale_after_for(runner.worker_group, default_threshold, by_group),
+        "staleAfterSeconds": judgement.threshold if judgement else None,
     }
+    if judgement is not None and judgement.verdict is not Verdict.NOT_ACTIVE:
+        document["verdict"] = judgement.verdict.value
+        document["why"] = judgement.why
+    if runner.key_id is not None:
+        document["keyId"] = runner.key_id  # the access key it is bound to (authentication on)
     if runner.stale_at is not None:
         document["staleAt"] = iso(runner.stale_at)
         document["staleEventPending"] = runner.event_pending
@@ -84,17 +98,22 @@ def as_json(runner: Runner, now: float, default_threshold: int, by_group: dict[s
         document["terminateRequestedAt"] = iso(runner.terminate_requested_at)
         document["terminateRequestedBy"] = runner.terminate_requested_by
         document["terminateReason"] = runner.terminate_reason
+    if runner.retired_at is not None:
+        document["retiredAt"] = iso(runner.retired_at)
+        document["retiredBy"] = runner.retired_by
+        document["retireReason"] = runner.retire_reason
     return document
 
 
-def details(runner: Runner, now: float, default_threshold: int, by_group: dict[str, int]) -> Iterator[str]:
+def details(runner: Runner, now: float, plan: SweepPlan | None) -> Iterator[str]:
     """Every field, one per line, with ages beside the times."""
-    document = as_json(runner, now, default_threshold, by_group)
+    document = as_json(runner, plan)
     times = {
         "firstSeen": runner.first_seen,
         "lastSeen": runner.last_seen,
         "staleAt": runner.stale_at,
         "terminateRequestedAt": runner.terminate_requested_at,
+        "retiredAt": runner.retired_at,
     }
     width = max(len(key) for key in document)
     for key, value in document.items():

@@ -236,18 +236,11 @@ class HeartbeatFleet:
         with self._lock:
             self._store.forget(taskrunner_id)
 
-    def retire(self, taskrunner_id: str) -> Runner:
-        """A runner removed on purpose leaves the fleet: no stale event, no terminate.
-
-        Delegates to the store's retire, which the service does not have yet: until it does, this
-        raises NotImplementedError.
-        """
-        retire = getattr(self._store, "retire", None)
-        if retire is None:
-            raise NotImplementedError("retire: this version of the service has no retire for runners")
+    def retire(self, taskrunner_id: str, reason: str | None = None) -> Runner:
+        """A runner removed on purpose leaves the fleet (`heartbeat-ops runners retire`): never flagged, no stale
+        event; sticky, so a later heartbeat answers terminate: true (docs/operations.md)."""
         with self._lock:
-            retired: Runner = retire(taskrunner_id, now=self._now)
-            return retired
+            return self._store.retire(taskrunner_id, by=OPERATOR, reason=reason, now=self._now)
 
     def events(self) -> list[dict[str, Any]]:
         """Every stale event published so far, as EventBridge delivered it (``detail`` holds the runner's)."""

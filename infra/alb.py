@@ -2,7 +2,7 @@
 
 An internal ALB in the given VPC and subnets forwards every method and path to the handler, a
 Lambda target, so the handler answers everything it can exactly as behind the REST API. What
-the load balancer answers by itself (no awsJson envelope) is listed in the README's error table.
+the load balancer answers by itself (no awsJson envelope) is listed in docs/protocol.md's error table.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class HeartbeatLoadBalancer(Construct):
         )
         self.access_log_bucket = settings.alb_access_log_bucket
         if self.access_log_bucket:
-            # An existing bucket whose policy already lets this region's load balancers write (see README).
+            # An existing bucket whose policy already lets this region's load balancers write (see docs/deploy.md).
             self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
             self.load_balancer.set_attribute("access_logs.s3.bucket", self.access_log_bucket)
             self.load_balancer.set_attribute("access_logs.s3.prefix", "heartbeat")

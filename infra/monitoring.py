@@ -118,6 +118,7 @@ class Monitoring(Construct):
         sweep_interval_minutes: int,
         alarm_topic_arn: str | None,
         service: str,
+        retire_dead_letters: sqs.IQueue | None = None,  # infra/signals.py's, when it is deployed
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -174,10 +175,11 @@ class Monitoring(Construct):
                 comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.BREACHING,
             ),
-            "SweepGuardTripped": at_least_one(
-                "SweepGuardTripped",
-                "The mass-staleness guard held flags back: most of the fleet or of a worker group went silent",
-                metric("SweepGuardTripped", five),
+            "SweepHeld": at_least_one(
+                "SweepHeld",
+                "The sweeper held the fleet or a worker group: nobody there was heard, which may be our own outage; "
+                "no runner of it is flagged (see the sweeper's log, and heartbeat-ops runners sweep --dry-run)",
+                metric("ScopesHeld", five),
             ),
             "SweeperDeadLetters": at_least_one(
                 "SweeperDeadLetters",
@@ -211,6 +213,12 @@ class Monitoring(Construct):
             self.alarms[f"{name}Throttles"] = at_least_one(
                 f"{name}Throttles", f"The {name.lower()} function was throttled", function.metric_throttles(period=five)
             )
+        if retire_dead_letters is not None:
+            self.alarms["RetireDeadLetters"] = at_least_one(
+                "RetireDeadLetters",
+                "A retire signal could not be handled (see its dead-letter queue): that runner will be flagged stale",
+                retire_dead_letters.metric_approximate_number_of_messages_visible(period=five, statistic="Maximum"),
+            )
         action = cw_actions.SnsAction(self.topic)
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
@@ -232,9 +240,22 @@ class Monitoring(Construct):
                 width=12,
             ),
             cw.GraphWidget(
-                title="Sweeper: runners flagged stale, guard trips",
-                left=[metric("RunnersFlagged", five), metric("SweepGuardTripped", five)],
+                title="Sweeper: runners flagged stale, in grace, retired",
+                left=[
+                    metric("RunnersFlagged", five),
+                    metric("RunnersInGrace", five, "Maximum"),
+                    metric("RunnersRetired", five),
+                ],
                 right=[metric("RunnersExamined", five, "Maximum")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Sweeper: scopes held or partly silent; thresholds under twice their beat period",
+                left=[
+                    metric("ScopesHeld", five, "Maximum"),
+                    metric("ScopesPartial", five, "Maximum"),
+                    metric("ShortThresholds", five, "Maximum"),
+                ],
                 width=12,
             ),
             cw.GraphWidget(title=f"{front_door.label} errors (4XX, 5XX)", left=list(front_door.errors), width=12),

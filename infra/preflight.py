@@ -33,7 +33,7 @@ def check(context: Mapping[str, Any], session: boto3.session.Session) -> list[st
     try:
         settings = DeploySettings.from_context(context.get)
     except SettingsError as error:
-        return [str(error).splitlines()[0].rstrip(":") + " (see README, Deploy)"]
+        return [str(error).splitlines()[0].rstrip(":") + " (see docs/deploy.md)"]
     region = session.region_name
     if not region:
         return [missing_region_message()]

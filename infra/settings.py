@@ -23,6 +23,7 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 ENDPOINT_TYPES = ("private", "regional", "alb")
+AUTH_MODES = ("sigv4", "none")  # -c auth=...: the first is the default (heartbeat.config.AuthMode's values)
 BILLING_MODES = ("on-demand", "provisioned")
 DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
 # Ranges a regional API never sees as aws:SourceIp: it is the caller's public address (private,
@@ -70,7 +71,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class DeploySettings:
-    """Every knob of the stack, with the README's defaults."""
+    """Every knob of the stack, with the defaults docs/configuration.md lists."""
 
     endpoint_type: str
     vpc_endpoint_ids: tuple[str, ...] = ()
@@ -98,8 +99,16 @@ class DeploySettings:
     event_bus_name: str = "default"
     stale_after_minutes_by_worker_group: tuple[tuple[str, int], ...] = ()
     api_gateway_cloudwatch_role: bool = False
+    auth: str = AUTH_MODES[0]
     billing: str = "on-demand"  # the table's capacity mode: "on-demand", or "provisioned" with auto scaling
     trace_sampling: float | None = None  # the share of heartbeats X-Ray traces; None: X-Ray's default rule
+
+    retire_on_signals: bool = False  # AWS's own signals (EC2, Auto Scaling, ECS) retire gone runners (infra/signals.py)
+
+    @property
+    def authenticates(self) -> bool:
+        """Heartbeats are signed with keys the stack issues (-c auth=sigv4, the default)."""
+        return self.auth == "sigv4"
 
     @property
     def is_provisioned(self) -> bool:
@@ -138,8 +147,10 @@ class DeploySettings:
             event_bus_name=_text(get("eventBusName")) or "default",
             stale_after_minutes_by_worker_group=_group_minutes(get("staleAfterMinutesByWorkerGroup")),
             api_gateway_cloudwatch_role=_bool(get, "apiGatewayCloudWatchRole", False),
+            auth=_auth(get),
             billing=_text(get("billing")) or "on-demand",
             trace_sampling=_share(get, "traceSampling"),
+            retire_on_signals=_bool(get, "retireOnSignals", False),
         )
         settings._check()
         return settings
@@ -186,6 +197,17 @@ class DeploySettings:
             raise SettingsError(f"alarmTopicArn: {self.alarm_topic_arn!r} is not an SNS topic ARN")
         if self.powertools_layer_arn is not None and not _LAYER_ARN.match(self.powertools_layer_arn):
             raise SettingsError(f"powertoolsLayerArn: {self.powertools_layer_arn!r} is not a Lambda layer version ARN")
+
+
+def _auth(get: Callable[[str], Any]) -> str:
+    """-c auth: sigv4 (the default) or none."""
+    auth = (_text(get("auth")) or AUTH_MODES[0]).lower()
+    if auth not in AUTH_MODES:
+        raise SettingsError(
+            f"auth must be 'sigv4' (heartbeats signed with keys the stack issues, the default) or 'none' "
+            f"(network-only: anyone who can reach the endpoint can write any runner), got {auth!r}"
+        )
+    return auth
 
 
 def _access(get: Callable[[str], Any]) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.access_keys import AccessKeyStore
 from infra.alb import HeartbeatLoadBalancer
 from infra.api import STAGE, HeartbeatApi
 from infra.functions import HeartbeatFunction, powertools_layer
 from infra.monitoring import Monitoring
 from infra.schedule import SweepSchedule
 from infra.settings import DeploySettings
+from infra.signals import RetireOnSignals
 from infra.storage import RunnerTable
 from infra.tracing import TraceSampling
 from infra.workers import WORKER_TIMEOUT, WORKERS, SweepWorkers
@@ -52,7 +54,10 @@ class HeartbeatStack(Stack):
             # subsegments (each DynamoDB call) cost about 200 ms of cold start: opt in with sdkTracing.
             "POWERTOOLS_TRACE_DISABLED": "false" if settings.sdk_tracing else "true",
             "EVENT_BUS_NAME": settings.event_bus_name,
+            # The sweeper judges a gap in its own watch by its schedule (heartbeat.plan).
+            "SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_minutes * 60),
         }
+        keys = self._access_keys(settings, storage, environment)
         if settings.stale_after_minutes_by_worker_group:
             environment["STALE_AFTER_BY_WORKER_GROUP"] = json.dumps(
                 {group: minutes * 60 for group, minutes in settings.stale_after_minutes_by_worker_group}
@@ -105,8 +110,19 @@ class HeartbeatStack(Stack):
             (handler, HANDLER_TABLE_ACTIONS), (sweeper, SWEEPER_TABLE_ACTIONS), (worker, WORKER_TABLE_ACTIONS),
         ):  # fmt: skip
             function.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[table.table_arn]))
-            if storage.key is not None:
+        signals = None
+        if settings.retire_on_signals:
+            signals = RetireOnSignals(
+                self, "RetireOnSignals", table_arn=table.table_arn, environment=environment, layer=layer,
+                log_retention=settings.log_retention, service=self.stack_name,
+            )  # fmt: skip
+        functions = [handler, sweeper, worker] + ([signals.function] if signals else [])
+        if storage.key is not None:
+            for function in functions:
                 storage.key.grant_encrypt_decrypt(function.role)
+        if keys is not None:
+            keys.grant_verify(handler.role)
+            keys.grant_census(sweeper.role)
 
         front_door: HeartbeatApi | HeartbeatLoadBalancer
         if settings.is_alb:
@@ -124,29 +140,37 @@ class HeartbeatStack(Stack):
             workers=worker.function,
             table=table, dead_letters=schedule.dead_letters, sweep_interval_minutes=settings.sweep_interval_minutes,
             alarm_topic_arn=settings.alarm_topic_arn, service=self.stack_name,
+            retire_dead_letters=signals.dead_letters if signals else None,
         )  # fmt: skip
 
-        self._outputs(front_door, settings, table_name=table.table_name, monitoring=monitoring)
+        self._outputs(front_door, settings, table_name=table.table_name, keys=keys, monitoring=monitoring)
 
-        self._acknowledge_findings((handler, sweeper, worker), schedule)
+        self._acknowledge_findings(functions, schedule, signals, customer_managed_key=storage.key is not None)
         if isinstance(front_door, HeartbeatApi):
-            self._acknowledge_api_findings(front_door)
+            self._acknowledge_api_findings(front_door, settings.authenticates)
         else:
             self._acknowledge_load_balancer_findings(front_door)
-        if storage.key is not None:
-            for function in (handler, sweeper, worker):
-                for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
-                    acknowledge(
-                        function.role, f"AwsSolutions-IAM5[Action::{action}]",
-                        "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
-                        "scoped to that one key's ARN.",
-                    )  # fmt: skip
+
+    def _access_keys(
+        self, settings: DeploySettings, storage: RunnerTable, environment: dict[str, str]
+    ) -> AccessKeyStore | None:
+        """Authentication (-c auth=sigv4, the default): keys the stack issues, their secrets sealed under KMS.
+
+        Both functions are told the mode (and with sigv4, where the keys are) through environment.
+        """
+        environment["AUTH_MODE"] = settings.auth
+        if not settings.authenticates:
+            return None
+        keys = AccessKeyStore(self, "AccessKeys", retain=settings.retain_data, table_key=storage.key)
+        environment["KEYS_TABLE_NAME"] = keys.table.table_name
+        environment["KEYS_KMS_KEY_ID"] = keys.key.key_arn
+        return keys
 
     def _outputs(
         self, front_door: HeartbeatApi | HeartbeatLoadBalancer, settings: DeploySettings, *, table_name: str,
-        monitoring: Monitoring,
+        keys: AccessKeyStore | None, monitoring: Monitoring,
     ) -> None:  # fmt: skip
-        """What an operator needs after a deploy: where clients call, and where to look."""
+        """What an operator needs after a deploy, and heartbeat-ops --stack reads: where clients call, where to look."""
         if front_door.url is not None:
             CfnOutput(
                 self, "EndpointUrl", value=front_door.url, description="Pass this as --endpoint-url to the clients"
@@ -165,12 +189,33 @@ class HeartbeatStack(Stack):
                 description="Per VPC endpoint: the URL to use where the endpoint has private DNS off",
             )  # fmt: skip
         CfnOutput(self, "TableName", value=table_name, description="The runners table")
+        CfnOutput(self, "AuthMode", value=settings.auth, description="How heartbeats are authenticated")
+        if keys is not None:
+            CfnOutput(self, "KeysTableName", value=keys.table.table_name, description="The access keys table")
+            CfnOutput(
+                self, "KeysKmsKeyArn", value=keys.key.key_arn,
+                description="Seals the access keys' secrets: heartbeat-ops keys create needs kms:Encrypt on it",
+            )  # fmt: skip
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url, description="The CloudWatch dashboard")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Alarms are sent here")
 
     @staticmethod
-    def _acknowledge_findings(functions: tuple[HeartbeatFunction, ...], schedule: SweepSchedule) -> None:
+    def _acknowledge_findings(
+        functions: list[HeartbeatFunction],
+        schedule: SweepSchedule,
+        signals: RetireOnSignals | None,
+        *,
+        customer_managed_key: bool,
+    ) -> None:
         """cdk-nag findings accepted on purpose, each on the one construct it concerns, with its reason."""
+        if customer_managed_key:
+            for function in functions:
+                for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
+                    acknowledge(
+                        function.role, f"AwsSolutions-IAM5[Action::{action}]",
+                        "CDK's encrypt/decrypt grant DynamoDB documents for tables under a customer-managed key, "
+                        "scoped to that one key's ARN.",
+                    )  # fmt: skip
         for function in functions:
             acknowledge(
                 function.function, "AwsSolutions-L1",
@@ -186,9 +231,14 @@ class HeartbeatStack(Stack):
             schedule.dead_letters, "AwsSolutions-SQS3",
             "This queue is itself the dead-letter queue of the sweeper's schedule and async invocations.",
         )  # fmt: skip
+        if signals is not None:
+            acknowledge(
+                signals.dead_letters, "AwsSolutions-SQS3",
+                "This queue is itself the dead-letter queue of the retire rules' targets and async invocations.",
+            )  # fmt: skip
 
     @staticmethod
-    def _acknowledge_api_findings(api: HeartbeatApi) -> None:
+    def _acknowledge_api_findings(api: HeartbeatApi, authenticates: bool) -> None:
         acknowledge(
             api.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AmazonAPIGatewayPushToCloudWatchLogs]",
@@ -200,11 +250,18 @@ class HeartbeatStack(Stack):
             "The handler validates every request against the Data Pipeline service model and answers in the "
             "awsJson error envelope clients parse; API Gateway's validator would answer in a format they cannot.",
         )  # fmt: skip
+        verified = (
+            "The handler verifies each request's SigV4 signature against keys the stack issues "
+            "(docs/authentication.md), and the resource policy limits who can reach it"
+            if authenticates
+            else "Authentication is off (-c auth=none, network-only): access is enforced at the network edge by the "
+            "resource policy"
+        )
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
             acknowledge(
                 api.api, rule,
                 "Drop-in clients sign requests for the Data Pipeline service, which API Gateway's IAM or Cognito "
-                "authorization cannot verify. Access is enforced at the network edge by the resource policy "
+                f"authorization cannot verify (it accepts only the execute-api scope). {verified} "
                 "(private: listed VPC endpoints only; regional: listed source CIDRs only).",
             )  # fmt: skip
         acknowledge(

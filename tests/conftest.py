@@ -9,6 +9,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -17,14 +18,25 @@ from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from heartbeat.clients import CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import AuthMode, Config
 from heartbeat.handler import Dependencies, default_dependencies
+from heartbeat.key_cache import KeyCache
+from heartbeat.key_secrets import KeySecrets
 from heartbeat.observability import SERVICE, metrics
 from heartbeat.store import RunnerStore
-from heartbeat_local.server import EmbeddedDynamoDB, create_table
+from heartbeat.store.keys import KeyTable
+from heartbeat_local.server import (
+    EmbeddedDynamoDB,
+    create_keys_kms_key,
+    create_keys_table,
+    create_table,
+    keys_table_name,
+)
+from heartbeat_ops import keys as key_commands
 from tests.support import EVENT_SHAPES, FakeClock, RequestCounter, heartbeat_event
 
 TABLE = "runners-test"
+KEYS_TABLE = keys_table_name(TABLE)
 
 # Hypothesis: 'ci' (the default, what make test runs) and 'fuzz' (make fuzz: the long run).
 settings.register_profile(
@@ -45,6 +57,8 @@ def offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    # The deployed default is sigv4; a test of the environment-built handler that wants it sets it.
+    monkeypatch.setenv("AUTH_MODE", "none")
     default_dependencies.cache_clear()
     metrics.clear_metrics()
     yield
@@ -133,3 +147,42 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     logger.addHandler(handler)
     yield lambda: [json.loads(line) for line in sink.getvalue().splitlines()]
     logger.removeHandler(handler)
+
+
+@dataclass
+class Authenticated:
+    """The service with authentication on, on moto: the tables, the KMS key, and the handler's dependencies."""
+
+    dynamodb: Any
+    keys: KeyTable
+    secrets: KeySecrets
+    store: RunnerStore
+    clock: FakeClock
+    config: Config
+    cache: KeyCache
+
+    def issue(self, **scope: Any) -> key_commands.IssuedKey:
+        """A key issued as `heartbeat-ops keys create` issues it."""
+        return key_commands.issue(self.keys, self.secrets, self.clock.now, **scope)
+
+    def dependencies(self) -> Dependencies:
+        return Dependencies(config=self.config, store=self.store, clock=self.clock, keys=self.cache)
+
+    def stored_key(self, access_key_id: str) -> Any:
+        stored = self.keys.get(access_key_id)
+        assert stored is not None
+        return stored.key
+
+
+@pytest.fixture
+def authenticated(dynamodb: Any, clock: FakeClock) -> Authenticated:
+    """Authentication on: a keys table and a KMS key beside the runners table, on moto (inside `dynamodb`'s mock)."""
+    create_keys_table(dynamodb, KEYS_TABLE)
+    kms = boto3.client("kms", region_name="us-east-1")
+    secrets = KeySecrets(create_keys_kms_key(kms), client=kms)
+    keys = KeyTable(KEYS_TABLE, dynamodb)
+    config = Config(
+        table_name=TABLE, auth_mode=AuthMode.SIGV4, keys_table_name=KEYS_TABLE, keys_kms_key_id=secrets.kms_key_id or ""
+    )
+    store = RunnerStore(TABLE, client=dynamodb, keys_table_name=KEYS_TABLE)
+    return Authenticated(dynamodb, keys, secrets, store, clock, config, KeyCache(keys, secrets, clock=clock))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import datetime
 import json
 import urllib.error
 import urllib.request
@@ -14,8 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+import botocore.auth
+from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
+from botocore.credentials import Credentials
 
 EVENTS = Path(__file__).parent / "events"
 TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
@@ -76,6 +80,77 @@ def heartbeat_event(
     if shape == "alb-multivalue":
         event["multiValueHeaders"] = {name: [value] for name, value in event.pop("headers").items()}
         event["multiValueQueryStringParameters"] = event.pop("queryStringParameters")
+    return event
+
+
+# The example key the canonical events are signed with (tests/events), as an issued key would be.
+EXAMPLE_KEY_ID = "HBAKEXAMPLEKEYABCDEF"
+EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def event_header(event: dict[str, Any], name: str) -> str | None:
+    """A header of an event of any shape, by name in any case (the last value of a repeated one)."""
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == name.lower() and values:
+            return str(values[-1])
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def set_event_header(event: dict[str, Any], name: str, value: str | None) -> None:
+    """Set (or with None, remove) a header in every header map the event has, as its front door would."""
+    for headers in (event.get("headers"), event.get("multiValueHeaders")):
+        if headers is None:
+            continue
+        for key in [k for k in headers if k.lower() == name.lower()]:
+            del headers[key]
+        if value is not None:
+            spelled = name.lower() if "elb" in event["requestContext"] else name
+            headers[spelled] = [value] if headers is event.get("multiValueHeaders") else value
+
+
+def signed_path(event: dict[str, Any]) -> str:
+    """The path the client called: API Gateway's requestContext.path (stage included), an ALB's path."""
+    context = event["requestContext"]
+    return str(event["path"] if "elb" in context else context.get("path") or event["path"])
+
+
+def sign_event(
+    event: dict[str, Any],
+    key_id: str = EXAMPLE_KEY_ID,
+    secret: str = EXAMPLE_SECRET,
+    *,
+    at: float | None = None,
+    region: str = "us-east-1",
+    service: str = "datapipeline",
+) -> dict[str, Any]:
+    """The event with the Authorization botocore's signer makes for its body, host, path and target, as a client would.
+
+    at is the signing time (default: the event's X-Amz-Date, else the test clock's start).
+    """
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8", "surrogatepass")
+    host = event_header(event, "Host") or "localhost"
+    headers = {name: event_header(event, name) for name in ("Content-Type", "X-Amz-Target")}
+    request = AWSRequest(
+        method=event["httpMethod"], url=f"https://{host}{signed_path(event)}", data=raw,
+        headers={k: v for k, v in headers.items() if v is not None},
+    )  # fmt: skip
+    if at is None:
+        sent = event_header(event, "X-Amz-Date")
+        at = (
+            datetime.datetime.strptime(sent, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC).timestamp()
+            if sent
+            else FakeClock().now
+        )
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC).replace(tzinfo=None)
+    signer = botocore.auth.SigV4Auth(Credentials(key_id, secret), service, region)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=moment):  # botocore reads its clock there
+        signer.add_auth(request)
+    set_event_header(event, "X-Amz-Date", str(request.headers["X-Amz-Date"]))
+    set_event_header(event, "Authorization", str(request.headers["Authorization"]))
     return event
 
 
@@ -231,3 +306,25 @@ def item_size(item: dict[str, Any]) -> int:
 def write_units(item: dict[str, Any]) -> int:
     """Write units for writing the item: one per 1 KB, rounded up."""
     return -(-item_size(item) // 1024)
+
+
+@contextlib.contextmanager
+def dynamodb_clock(clock: Callable[[], float]) -> Iterator[None]:
+    """DynamoDB's clock, as its answers' Date header tells it, reads `clock` (a simulated service time).
+
+    Every botocore session created inside (heartbeat-ops builds its own) stamps each DynamoDB answer
+    with that time, as moto's own stub does for its answers; the sessions' other handlers are untouched.
+    """
+    import email.utils
+
+    import botocore.handlers
+
+    def stamp(response_dict: dict[str, Any], **_: Any) -> None:
+        response_dict["headers"]["Date"] = email.utils.formatdate(clock(), usegmt=True)
+
+    entry = ("before-parse.dynamodb", stamp)
+    botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    try:
+        yield
+    finally:
+        botocore.handlers.BUILTIN_HANDLERS.remove(entry)

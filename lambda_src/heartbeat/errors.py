@@ -62,6 +62,48 @@ class MethodNotAllowedException(ServiceError):
     status = 405
 
 
+class MissingAuthenticationTokenException(ServiceError):
+    """Authentication is on and the request carries no signature."""
+
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class IncompleteSignatureException(ServiceError):
+    """The Authorization header is malformed, or the request has no X-Amz-Date."""
+
+    code = "IncompleteSignatureException"
+    status = 400
+
+
+class UnrecognizedClientException(ServiceError):
+    """The access key is not one this service issued, or it was revoked."""
+
+    code = "UnrecognizedClientException"
+    status = 400
+
+
+class InvalidSignatureException(ServiceError):
+    """The signature does not match, its scope is not the request's date, or its time is over 5 minutes off."""
+
+    code = "InvalidSignatureException"
+    status = 400
+
+
+class AccessDeniedException(ServiceError):
+    """The key may not report for this runner or worker group."""
+
+    code = "AccessDeniedException"
+    status = 400
+
+
+class LimitExceededException(ServiceError):
+    """The key has as many runners as its cap allows: it cannot register another."""
+
+    code = "LimitExceededException"
+    status = 400
+
+
 class InternalServiceError(ServiceError):
     """The store failed or something unexpected happened; clients retry these."""
 

@@ -52,7 +52,7 @@ def iso(epoch_seconds: float) -> str:
 
 
 def detail(runner: StaleRunner) -> dict[str, Any]:
-    """The event's detail, as the README documents it."""
+    """The event's detail, as docs/operations.md documents it."""
     return {
         "eventId": f"{runner.taskrunner_id}@{iso(runner.stale_at)}",
         "taskrunnerId": runner.taskrunner_id,

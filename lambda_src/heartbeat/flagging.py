@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from heartbeat.store import RunnerStore
 
 
+FLAGGED_RUNNERS = "Flagged runners stale"  # the log line naming up to ten runners just flagged
+
+
 @dataclass(frozen=True)
 class FlagOrder:
     """One runner the plan flags: the terms of its conditional write, and what its stale event says."""
@@ -40,13 +43,9 @@ class FlagOrder:
     last_seen: float
     stale_after_seconds: int  # its threshold
     stale_at: float  # the sweep's time: the flag's staleAt, and the write's "now"
+    cutoff: float  # the plan's (Judgement.cutoff): a heartbeat or a reset at or after it wins
     hostname: str | None = None
     worker_group: str | None = None
-
-    @property
-    def last_seen_before(self) -> float:
-        """The write's cutoff: a heartbeat or a reset at or after it wins."""
-        return self.stale_at - self.stale_after_seconds
 
     def event(self) -> StaleRunner:
         return StaleRunner(
@@ -65,13 +64,14 @@ class FlagOrder:
             self.last_seen,
             self.stale_after_seconds,
             self.stale_at,
+            self.cutoff,
             self.hostname,
             self.worker_group,
         )
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> FlagOrder:
-        return cls(str(row[0]), float(row[1]), int(row[2]), float(row[3]), row[4], row[5])
+        return cls(str(row[0]), float(row[1]), int(row[2]), float(row[3]), float(row[4]), row[5], row[6])
 
 
 def event_to_row(runner: StaleRunner) -> tuple[Any, ...]:
@@ -216,9 +216,7 @@ class _Pool:
     # A task runs on a pool thread and returns a function the calling thread runs to record its result.
 
     def _flag(self, order: FlagOrder) -> Callable[[], None]:
-        flagged = self.store.flag_stale(
-            order.taskrunner_id, last_seen_before=order.last_seen_before, now=order.stale_at
-        )
+        flagged = self.store.flag_stale(order.taskrunner_id, last_seen_before=order.cutoff, now=order.stale_at)
 
         def record() -> None:
             if not flagged:
@@ -255,7 +253,7 @@ class _Pool:
         if taskrunner_id is not None:
             self._flagged_ids.append(taskrunner_id)
         if self._flagged_ids and (taskrunner_id is None or len(self._flagged_ids) == BATCH_SIZE):
-            logger.info("Flagged runners stale", extra={"taskrunnerIds": self._flagged_ids})
+            logger.info(FLAGGED_RUNNERS, extra={"taskrunnerIds": self._flagged_ids})
             self._flagged_ids = []
 
     def _flush_batch(self) -> None:

@@ -22,42 +22,77 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat import protocol
-from heartbeat.config import Config
+from heartbeat.access_keys import SigningKey, check_worker_group
+from heartbeat.authentication import authenticate
+from heartbeat.config import AuthMode, Config
 from heartbeat.errors import (
     INTERNAL_ERROR_MESSAGE,
+    AccessDeniedException,
+    IncompleteSignatureException,
     InternalServiceError,
     InvalidRequestException,
+    InvalidSignatureException,
+    LimitExceededException,
     MethodNotAllowedException,
+    MissingAuthenticationTokenException,
     NotFoundException,
     SerializationException,
     ServiceError,
     UnknownOperationException,
+    UnrecognizedClientException,
 )
+from heartbeat.key_cache import KeyCache
+from heartbeat.key_secrets import KeySecrets, SecretsUnavailable
 from heartbeat.model import parse_heartbeat
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
 from heartbeat.runners import should_terminate
 from heartbeat.store import RunnerStore, StoreError
+from heartbeat.store.keys import KeyTable
 
 ResolverT = TypeVar("ResolverT", bound=ApiGatewayResolver)
 
 
+# The refusals of a caller without a valid key, or beyond what its key allows: counted apart from bad input.
+AUTH_REFUSALS = (
+    MissingAuthenticationTokenException,
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    UnrecognizedClientException,
+    AccessDeniedException,
+    LimitExceededException,
+)
+
+
 @dataclass(frozen=True)
 class Dependencies:
-    """What a request needs from outside: configuration, the store and the clock."""
+    """What a request needs from outside: configuration, the store, the clock, and the keys to verify against.
+
+    keys is None when authentication is off (AUTH_MODE=none).
+    """
 
     config: Config
     store: RunnerStore
     clock: Callable[[], float] = field(default=time.time)
+    keys: KeyCache | None = None
 
 
 @cache
 def default_dependencies() -> Dependencies:
     """Built once per cold start, on the first request, from the environment."""
     config = Config.from_env(os.environ)
-    return Dependencies(config=config, store=RunnerStore(config.table_name))
+    keys = None
+    if config.auth_mode is AuthMode.SIGV4:
+        config.require_keys()
+        store = RunnerStore(config.table_name, keys_table_name=config.keys_table_name)
+        keys = KeyCache(KeyTable(config.keys_table_name, store.client), KeySecrets(config.keys_kms_key_id or None))
+    else:
+        store = RunnerStore(config.table_name)
+    return Dependencies(config=config, store=store, keys=keys)
 
 
-def report_task_runner_heartbeat(event: BaseProxyEvent, dependencies: Dependencies, request_id: str) -> Response[str]:
+def report_task_runner_heartbeat(
+    event: BaseProxyEvent, dependencies: Dependencies, request_id: str, signer: SigningKey | None
+) -> Response[str]:
     """ReportTaskRunnerHeartbeat: record that the runner is alive; tell it whether to stop.
 
     A steady heartbeat writes no log line and no metric: the front door's and Lambda's own
@@ -66,8 +101,12 @@ def report_task_runner_heartbeat(event: BaseProxyEvent, dependencies: Dependenci
     """
     document = protocol.parse_object(protocol.body_bytes(event.body, bool(event.is_base64_encoded)))
     request = parse_heartbeat(document)
+    if signer is not None:
+        check_worker_group(signer.key, request.worker_group)
     now = dependencies.clock()
-    runner = dependencies.store.record_heartbeat(request, now, dependencies.config.retention_seconds)
+    runner = dependencies.store.record_heartbeat(
+        request, now, dependencies.config.retention_seconds, key=signer.key if signer else None
+    )
     terminate = should_terminate(runner)
     if runner.heartbeat_count == 1:
         metrics.add_metric(name=MetricName.NEW_RUNNERS, unit=MetricUnit.Count, value=1)
@@ -78,7 +117,7 @@ def report_task_runner_heartbeat(event: BaseProxyEvent, dependencies: Dependenci
     return protocol.success({"terminate": terminate}, request_id)
 
 
-Operation = Callable[[BaseProxyEvent, Dependencies, str], Response[str]]
+Operation = Callable[[BaseProxyEvent, Dependencies, str, SigningKey | None], Response[str]]
 
 # Routing on X-Amz-Target: every operation this endpoint serves, by its target.
 OPERATIONS: dict[str, Operation] = {
@@ -116,6 +155,11 @@ def _serve(app: ResolverT) -> ResolverT:
     def dispatch() -> Response[str]:
         if app.current_event.path.strip("/"):
             raise not_served()
+        dependencies: Dependencies = app.context["dependencies"]()
+        # As AWS does, the signature is checked before anything else about the request.
+        signer = None
+        if dependencies.keys is not None:
+            signer = authenticate(app.current_event, dependencies.keys, dependencies.clock())
         target = header(app.current_event, protocol.TARGET_HEADER)
         if not target:
             raise UnknownOperationException(f"Missing {protocol.TARGET_HEADER} header")
@@ -124,8 +168,7 @@ def _serve(app: ResolverT) -> ResolverT:
             raise UnknownOperationException(
                 f"Unknown operation {target.strip()!r}: this endpoint serves ReportTaskRunnerHeartbeat only"
             )
-        dependencies: Callable[[], Dependencies] = app.context["dependencies"]
-        return operation(app.current_event, dependencies(), request_id())
+        return operation(app.current_event, dependencies, request_id(), signer)
 
     @app.route("/", method=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def wrong_method() -> Response[str]:
@@ -141,6 +184,8 @@ def _serve(app: ResolverT) -> ResolverT:
     def service_error(exc: ServiceError) -> Response[str]:
         if isinstance(exc, (InvalidRequestException, SerializationException)):
             metrics.add_metric(name=MetricName.VALIDATION_ERRORS, unit=MetricUnit.Count, value=1)
+        elif isinstance(exc, AUTH_REFUSALS):
+            metrics.add_metric(name=MetricName.AUTH_REFUSALS, unit=MetricUnit.Count, value=1)
         logger.info("Request refused", extra={"errorType": exc.code, "errorMessage": exc.message})
         return protocol.error(exc, request_id())
 
@@ -148,6 +193,12 @@ def _serve(app: ResolverT) -> ResolverT:
     def store_error(exc: StoreError) -> Response[str]:
         metrics.add_metric(name=MetricName.STORE_ERRORS, unit=MetricUnit.Count, value=1)
         logger.exception("The runner store failed; answered InternalServiceError so the client retries")
+        return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), request_id())
+
+    @app.exception_handler(SecretsUnavailable)  # type: ignore[untyped-decorator]
+    def secrets_error(exc: SecretsUnavailable) -> Response[str]:
+        metrics.add_metric(name=MetricName.INTERNAL_ERRORS, unit=MetricUnit.Count, value=1)
+        logger.exception("KMS failed to open a key's secret; answered InternalServiceError so the client retries")
         return protocol.error(InternalServiceError(INTERNAL_ERROR_MESSAGE), request_id())
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]

@@ -1,12 +1,14 @@
-"""The sweeper: run on a schedule, it flags runners that went silent.
+"""The sweeper: run on a schedule, it carries out the sweep's plan (plan.py), at any scale.
 
-A flagged runner's next heartbeat answers ``terminate: true``. Each flag is a
-conditional write, so a heartbeat (or an operator's reset) landing at the same moment
-wins. Two guards keep an outage of our own from becoming a fleet-wide kill: the
-mass-staleness guard (runners.judge_fleet), and a full threshold of grace after the
-sweeper itself has not run for a while. Silence counts from the latest of the runner's
-last heartbeat, its last reset, the start of the sweeper's watch and the last sweep
-at which the guard held its fleet or worker group (runners.silence_start).
+It scans the fleet into a census while it spools the runners past their threshold (spool.py:
+memory stays flat however many there are), asks plan.plan_sweep for the plan once the census of
+the whole fleet is complete, then judges each spooled runner with plan.judge as it is taken, by
+the pool of conditional writes (flagging.py) or by the work messages of the sweep's workers
+(fan_out.py). Each flag is a conditional write on the judgement's cutoff, so a heartbeat, reset or
+retire landing at the same moment wins. A sweep stops starting flags at its deadline and saves the
+plan's next state all the same: the runners it did not reach are still active and stale, and the
+next sweep flags them. A lease in the table keeps two sweeps from running at once.
+docs/performance.md ("Sweeper scale") has the measured figures and the design's reasons.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import math
 import os
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
@@ -25,49 +26,89 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.fan_out import WorkQueue
 from heartbeat.flagging import Deadline, FlagOrder, Outcome, carry_out, event_from_row, event_to_row
 from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
-from heartbeat.runners import (
-    Census,
-    GuardVerdict,
-    Hold,
-    Status,
-    hold_grace,
-    is_quiet,
-    is_stale,
-    judge_fleet,
-    next_hold,
-    silence_start,
-    stale_after_for,
-    watching_since,
-)
+from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, past_threshold, plan_sweep, scope_name
+from heartbeat.runners import Status
 from heartbeat.spool import Spool
-from heartbeat.store import RunnerStore, SweepCandidate, SweepState
+from heartbeat.store import RunnerStore, StoreError, SweepCandidate
+from heartbeat.store.keys import KeyCensus
 
 
 @dataclass(frozen=True)
 class SweepReport:
     """What one sweep did."""
 
-    examined: int  # active runners looked at
-    stale: int  # of those, silent for longer than their threshold since the sweeper's watch began
+    examined: int  # active runners in the census
+    silent: int  # of those, not heard for more than half their threshold (the guard's evidence)
+    stale: int  # silent past their threshold: flagged, or in grace
     flagged: int  # flagged by this sweep (a heartbeat may win the race for the others)
-    guard_tripped: bool  # the fleet-wide mass-staleness guard held every flag back
-    guarded_groups: list[str]  # worker groups whose own guard held their flags back
-    events_published: int  # stale events accepted by EventBridge, this sweep's and any owed from before
-    events_owed: int  # stale events still owed after this sweep (published by the next)
-    watching_since: float  # since when silence counts against a runner
-    quiet: int = 0  # active runners with no heartbeat for more than half their threshold (the guard's evidence)
-    in_grace: int = 0  # stale, but held by the guard now or within a threshold of its last held sweep
+    in_grace: int  # past their threshold, not flagged: a hold, a new watch or a reset
+    scopes: dict[str, str] = field(default_factory=dict)  # each scope ("fleet", or a worker group): "state (why)"
+    held: list[str] = field(default_factory=list)  # scopes held: "fleet", or a worker group's name
+    partial: list[str] = field(default_factory=list)  # scopes mostly silent while the rest is heard
+    short_thresholds: list[str] = field(default_factory=list)  # worker groups beating too slowly for their threshold
+    events_published: int = 0  # stale events accepted by EventBridge, this sweep's and any owed from before
+    events_owed: int = 0  # stale events still owed after this sweep (published by the next)
+    watching_since: float = 0.0  # since when silence counts against a runner
     state_saved: bool = True  # False: a sweep that started later had already saved its state
-    left: int = 0  # to flag, but not attempted before the sweep's deadline: the next sweep continues
-    lost: int = 0  # to flag, but a heartbeat or a reset won the race
-    fanned_out: int = 0  # to flag, handed to the workers (fan_out.py) in work_messages messages
+    left: int = 0  # past their threshold, not reached before the sweep's deadline: the next sweep goes on
+    lost: int = 0  # judged stale, but a heartbeat or a reset won the race
+    fanned_out: int = 0  # judged stale and handed to the workers (fan_out.py), in work_messages messages
     work_messages: int = 0
     workers_busy: bool = False  # the workers' queue still held work: this sweep judged, and flagged nothing
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A scan judged: the plan, the runners past their threshold with their judgements, and the events owed."""
+
+    plan: SweepPlan
+    census: Census
+    past_threshold: list[tuple[SweepCandidate, Judgement]]
+    owed: list[StaleRunner]
+    keys: KeyCensus | None = None  # with authentication on: each key's runners, counted by this scan
+
+
+def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool = False) -> Scan:
+    """Read the fleet and plan the sweep, holding its candidates in lists; writes nothing.
+
+    heartbeat-ops runners sweep --dry-run prints this. The scheduled sweep reads the same way
+    (_read), but spools its candidates instead and judges them as it writes.
+    """
+    previous = store.load_sweep_state()
+    candidates: list[SweepCandidate] = []
+    owed: list[StaleRunner] = []
+    census, keys = _read(store, config, now, candidates.append, owed.append)
+    plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
+    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed, keys)
+
+
+def _read(
+    store: RunnerStore,
+    config: Config,
+    now: float,
+    candidate: Callable[[SweepCandidate], Any],
+    owed: Callable[[StaleRunner], Any],
+) -> tuple[Census, KeyCensus | None]:
+    """Count the whole fleet's census; hand on each runner past its threshold, and each event still owed.
+
+    Only the runners past their threshold on their own account (plan.past_threshold) can be
+    flagged or in grace; every other runner is judged heard or silent by the census alone.
+    """
+    census = Census(now)
+    keys = store.begin_key_census()
+    for runner in store.sweep_candidates(now, keys):
+        if runner.status == Status.ACTIVE.value:
+            census.add(runner, config)
+            if past_threshold(runner, config, now):
+                candidate(runner)
+        elif runner.event_pending:
+            owed(_stale_runner(runner, runner.stale_at or now, config.stale_after_for(runner.worker_group)))
+    return census, keys
 
 
 class SweepInProgress(Exception):
@@ -80,6 +121,8 @@ class SweepInProgress(Exception):
 
 # A sweep with no deadline of its own (tests, a caller that waits) holds the lease this long at most.
 LEASE_WITHOUT_DEADLINE_SECONDS = 300.0
+# Past the deadline a sweep still waits for its writes in flight, publishes the last events and saves its state.
+LEASE_MARGIN_SECONDS = 60.0
 
 
 def sweep(
@@ -93,14 +136,14 @@ def sweep(
     deadline: Deadline | None = None,
     work_queue: WorkQueue | None = None,
 ) -> SweepReport:
-    """Flag every stale, still-active runner, unless that looks like our own outage; publish their events.
+    """Carry out the plan: flag the stale runners, publish their events, save the next state.
 
-    now is when the sweep starts; clock, when given, tells when it finished, so that the
-    sweeper's down time is measured from the end of its last run, not its start.
-    override_guard flags past a held guard and its grace: for an operator who has
-    confirmed the runners are gone. deadline: past it the sweep starts no new flag and saves its
-    state; the runners it did not reach are still stale, and the next sweep flags them. work_queue:
-    where flags go when more are due than this sweep can write before its deadline (fan_out.py).
+    now is when the sweep starts, by the service's clock; clock, when given, tells when it
+    finished, so that the sweeper's down time is measured from the end of its last run.
+    override_guard flags past held scopes and their grace: for an operator who has confirmed
+    the runners are gone. deadline: past it the sweep starts no new flag and saves its state;
+    the runners it did not reach are still stale, and the next sweep flags them. work_queue:
+    where flags go when more may be due than this sweep can write before its deadline.
     Raises SweepInProgress when another sweep holds the lease.
     """
     deadline = deadline or Deadline.never()
@@ -111,12 +154,18 @@ def sweep(
     if held_until is not None:
         raise SweepInProgress(held_until)
     try:
-        with Spool() as maybe_stale, Spool() as owed:
-            return _sweep(
-                store, config, now, events,
-                override_guard=override_guard, clock=clock, deadline=deadline, work_queue=work_queue,
-                spools=_Spools(maybe_stale, owed),
+        previous = store.load_sweep_state()
+        with Spool() as candidates, Spool() as owed:
+            census, keys = _read(
+                store, config, now,
+                lambda runner: candidates.append(_candidate_row(runner)),
+                lambda runner: owed.append(event_to_row(runner)),
             )  # fmt: skip
+            plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
+            _log_plan(plan, override_guard)
+            judged = _Judged(plan, candidates)
+            written = _write(store, events, deadline=deadline, work_queue=work_queue, judged=judged, owed=owed)
+            return _finish(store, plan, census=census, keys=keys, judged=judged, written=written, clock=clock)
     finally:
         store.release_lease(holder)
 
@@ -131,147 +180,39 @@ def inline_capacity(deadline: Deadline) -> float:
     return deadline.remaining() * INLINE_FLAGS_PER_SECOND
 
 
-# Past the deadline a sweep still waits for its writes in flight, publishes the last events and saves its state.
-LEASE_MARGIN_SECONDS = 60.0
+class _Judged:
+    """The spooled runners judged by the plan one at a time, as they are taken: the flags to write.
 
-
-@dataclass(frozen=True)
-class _Spools:
-    maybe_stale: Spool  # active runners stale by their threshold, before the guard has judged
-    owed: Spool  # events owed from earlier sweeps
-
-
-def _sweep(
-    store: RunnerStore,
-    config: Config,
-    now: float,
-    events: StaleEventPublisher | None,
-    *,
-    override_guard: bool,
-    clock: Callable[[], float] | None,
-    deadline: Deadline,
-    work_queue: WorkQueue | None,
-    spools: _Spools,
-) -> SweepReport:
-    maybe_stale = spools.maybe_stale
-    previous = store.load_sweep_state()
-    since = _watch(previous, now, config)
-    census = _read(store, config, now, since, spools)
-    verdict = judge_fleet(census, config.stale_after_by_worker_group.keys(), config.mass_stale_fraction)
-    fleet_hold, group_holds = _holds(previous, verdict, now, config)
-    examined = sum(c.active for c in census.values())
-    quiet = sum(c.quiet for c in census.values())
-    if verdict.fleet_held or verdict.groups_held:
-        logger.error(
-            "Mass-staleness guard tripped: " + ("overridden by the operator" if override_guard else "flags held back"),
-            extra={
-                "stale": len(maybe_stale),
-                "quiet": quiet,
-                "active": examined,
-                "fleetWide": verdict.fleet_held,
-                "workerGroups": sorted(str(g) for g in verdict.groups_held),
-                "massStaleFraction": config.mass_stale_fraction,
-            },
-        )
-    decisions = _Decisions(maybe_stale, now, since, fleet_hold, group_holds, override_guard=override_guard)
-    written = _write(store, events, deadline=deadline, work_queue=work_queue, decisions=decisions, owed=spools.owed)
-    outcome = written.outcome
-    left = (decisions.ordered - written.started) + (len(maybe_stale) - decisions.decided)
-    if left and not written.workers_busy:
-        logger.warning(
-            "Sweep deadline reached: the next sweep flags the rest", extra={"flagged": outcome.flagged, "left": left}
-        )
-    saved = store.save_sweep_state(
-        SweepState(
-            last_sweep_at=now,
-            watching_since=since,
-            finished_at=clock() if clock is not None else now,
-            fleet_hold=fleet_hold,
-            group_holds=group_holds,
-        )
-    )
-    if not saved:
-        logger.warning("A sweep that started later has saved its state already; this one's is dropped")
-    return SweepReport(
-        examined=examined,
-        stale=len(maybe_stale),
-        flagged=outcome.flagged,
-        guard_tripped=verdict.fleet_held,
-        guarded_groups=sorted(str(g) for g in verdict.groups_held),
-        events_published=outcome.events_published,
-        events_owed=outcome.events_owed,
-        watching_since=since,
-        quiet=quiet,
-        in_grace=decisions.in_grace,
-        state_saved=saved,
-        left=left,
-        lost=outcome.lost,
-        fanned_out=written.fanned_out,
-        work_messages=written.messages,
-        workers_busy=written.workers_busy,
-    )
-
-
-def _read(store: RunnerStore, config: Config, now: float, since: float, spools: _Spools) -> dict[str | None, Census]:
-    """Count the census, and spool the runners that may be flagged and the events still owed.
-
-    The census needs the whole fleet before the guard can judge; meanwhile every runner that may
-    be flagged waits in a spool (memory stays flat however many there are).
-    """
-    census: defaultdict[str | None, Census] = defaultdict(Census)
-    for candidate in store.sweep_candidates(now):
-        threshold = stale_after_for(
-            candidate.worker_group, config.stale_after_seconds, config.stale_after_by_worker_group
-        )
-        if candidate.status == Status.ACTIVE.value:
-            # Quiet is judged by heartbeats alone: an operator's resets during our outage are no sign that
-            # heartbeats arrive, and must not let the guard go.
-            census[candidate.worker_group] += Census(1, int(is_quiet(candidate.last_seen, now, threshold)))
-            heard = silence_start(candidate.last_seen, candidate.reset_at)
-            if is_stale(heard, now, threshold, since):
-                spools.maybe_stale.append(_candidate_row(candidate, threshold))
-        elif candidate.event_pending:
-            spools.owed.append(event_to_row(_stale_runner(candidate, candidate.stale_at or now, threshold)))
-    return census
-
-
-class _Decisions:
-    """The spooled runners decided one at a time, as they are taken: the runners to flag, in grace counted.
-
-    Lazy, so a sweep past its deadline decides no more than it writes or sends.
+    Lazy, so a sweep past its deadline judges no more than it writes or sends.
     """
 
-    def __init__(
-        self,
-        maybe_stale: Spool,
-        now: float,
-        since: float,
-        fleet_hold: Hold | None,
-        group_holds: dict[str | None, Hold],
-        *,
-        override_guard: bool,
-    ) -> None:
-        self._rows, self._now, self._since = maybe_stale, now, since
-        self._fleet_hold, self._group_holds, self._override = fleet_hold, group_holds, override_guard
-        self.decided = self.in_grace = self.ordered = 0
+    def __init__(self, plan: SweepPlan, candidates: Spool) -> None:
+        self._plan, self._rows = plan, candidates
+        self.judged = self.in_grace = self.ordered = 0
 
     @property
     def due(self) -> int:
-        """The runners that may be flagged, decided or not."""
+        """The runners past their threshold, judged or not."""
         return len(self._rows)
 
     def __iter__(self) -> Iterator[FlagOrder]:
         for row in self._rows:
-            candidate, threshold = _from_candidate_row(row)
-            self.decided += 1
-            if not self._override and _in_grace(
-                candidate, threshold, self._now, self._since,
-                fleet_hold=self._fleet_hold, group_holds=self._group_holds,
-            ):  # fmt: skip
+            candidate = _from_candidate_row(row)
+            judgement = self._plan.judge(candidate)
+            self.judged += 1
+            if judgement.verdict is Verdict.GRACE:
                 self.in_grace += 1
-                continue
-            self.ordered += 1
-            yield _order(candidate, threshold, self._now)
+            elif judgement.verdict is Verdict.STALE:
+                self.ordered += 1
+                yield FlagOrder(
+                    taskrunner_id=candidate.taskrunner_id,
+                    last_seen=candidate.last_seen,
+                    stale_after_seconds=judgement.threshold,
+                    stale_at=self._plan.now,
+                    cutoff=judgement.cutoff,
+                    hostname=candidate.hostname,
+                    worker_group=candidate.worker_group,
+                )
 
 
 @dataclass(frozen=True)
@@ -289,15 +230,15 @@ def _write(
     *,
     deadline: Deadline,
     work_queue: WorkQueue | None,
-    decisions: _Decisions,
+    judged: _Judged,
     owed: Spool,
 ) -> _Written:
-    """Write the flags and publish the owed events: here, or through the workers when they would not fit.
+    """Write the flags, then publish the owed events: here, or through the workers when they would not fit.
 
-    Whether they fit is judged by the runners that may be flagged (an upper bound: some may be in
-    grace), so the decision needs no second pass over them.
+    Whether they fit is judged by the runners past their threshold (an upper bound: some may be
+    in grace), so the choice needs no second pass over them.
     """
-    due = decisions.due
+    due = judged.due
     to_publish = (event_from_row(row) for row in owed)
     backlog = work_queue.backlog() if work_queue is not None else None
     if backlog:
@@ -306,61 +247,107 @@ def _write(
         logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"due": due})
         return _Written(Outcome(events_owed=len(owed)), workers_busy=True)
     if work_queue is not None and backlog is not None and due > inline_capacity(deadline):
-        sent = work_queue.send(decisions, to_publish, deadline)
+        sent = work_queue.send(judged, to_publish, deadline)
         logger.info("Flags handed to the workers", extra={"due": due, **asdict(sent)})
         return _Written(
             Outcome(events_owed=len(owed) - sent.owed), started=sent.orders, fanned_out=sent.orders,
             messages=sent.messages,
         )  # fmt: skip
-    outcome = carry_out(decisions, to_publish, store, events, deadline)
+    outcome = carry_out(judged, to_publish, store, events, deadline)
     return _Written(outcome, started=outcome.attempted)
 
 
-def _in_grace(
-    candidate: SweepCandidate,
-    threshold: int,
-    now: float,
-    since: float,
+def _finish(
+    store: RunnerStore,
+    plan: SweepPlan,
     *,
-    fleet_hold: Hold | None,
-    group_holds: dict[str | None, Hold],
-) -> bool:
-    """Whether a stale runner is held back: its scope held now or lately (see runners.judge_fleet)."""
-    # Held now or lately: silence counts only from the spell's last held sweep (now, while it lasts),
-    # so a fleet coming back from our outage gets a full threshold to beat again.
-    heard = silence_start(candidate.last_seen, candidate.reset_at, since)
-    start = silence_start(
-        heard,
-        hold_grace(fleet_hold, heard, threshold),
-        hold_grace(group_holds.get(candidate.worker_group), heard, threshold),
+    census: Census,
+    keys: KeyCensus | None,
+    judged: _Judged,
+    written: _Written,
+    clock: Callable[[], float] | None,
+) -> SweepReport:
+    """Record the keys' census and the plan's next state, and report: a sweep cut short saves its state too."""
+    outcome = written.outcome
+    left = (judged.ordered - written.started) + (judged.due - judged.judged)
+    if left and not written.workers_busy:
+        logger.warning(
+            "Sweep deadline reached: the next sweep flags the rest", extra={"flagged": outcome.flagged, "left": left}
+        )
+    if keys is not None:
+        try:
+            store.record_key_census(keys)
+        except StoreError:  # the flags are done; the next sweep counts again
+            logger.exception("Could not record the keys' runner counts; the next sweep counts again")
+    saved = store.save_sweep_state(plan.next_state(finished_at=clock() if clock is not None else plan.now))
+    if not saved:
+        logger.warning("A sweep that started later has saved its state already; this one's is dropped")
+    fleet = census.scope(None)
+    return SweepReport(
+        examined=fleet.active,
+        silent=fleet.silent,
+        stale=judged.due,
+        flagged=outcome.flagged,
+        in_grace=judged.in_grace,
+        scopes={_scope_label(s): f"{d.state.value} ({d.why})" for s, d in plan.scopes.items()},
+        held=[_scope_label(s) for s in plan.held],
+        partial=[_scope_label(s) for s, d in plan.scopes.items() if d.state is ScopeState.PARTIAL],
+        short_thresholds=[_scope_label(s.worker_group) for s in plan.short_thresholds],
+        events_published=outcome.events_published,
+        events_owed=outcome.events_owed,
+        watching_since=plan.watching_since,
+        state_saved=saved,
+        left=left,
+        lost=outcome.lost,
+        fanned_out=written.fanned_out,
+        work_messages=written.messages,
+        workers_busy=written.workers_busy,
     )
-    return not is_stale(start, now, threshold, since)
 
 
-def _order(candidate: SweepCandidate, threshold: int, now: float) -> FlagOrder:
-    return FlagOrder(
-        taskrunner_id=candidate.taskrunner_id,
-        last_seen=candidate.last_seen,
-        stale_after_seconds=threshold,
-        stale_at=now,
-        hostname=candidate.hostname,
-        worker_group=candidate.worker_group,
-    )
+def _scope_label(scope: str | None) -> str:
+    return "fleet" if scope is None else scope
 
 
-def _candidate_row(candidate: SweepCandidate, threshold: int) -> tuple[Any, ...]:
+def _log_plan(plan: SweepPlan, override_guard: bool) -> None:
+    for note in plan.notes:
+        logger.warning("Sweep: " + note)
+    for scope, decision in plan.scopes.items():
+        if decision.state.held:
+            logger.error(
+                "Sweep held: " + ("overridden by the operator" if override_guard else "no runner of it is flagged"),
+                extra={"scope": scope_name(scope), "state": decision.state.value, "why": decision.why},
+            )
+        elif decision.state is ScopeState.PARTIAL:
+            logger.warning(
+                "Most of a scope is silent while the rest is heard: its silent runners are flagged",
+                extra={"scope": scope_name(scope), "why": decision.why},
+            )
+    for short in plan.short_thresholds:
+        logger.warning(
+            "A threshold is under twice its worker group's beat period: the guard cannot tell our outage from "
+            "deaths in time there",
+            extra={
+                "workerGroup": short.worker_group,
+                "staleAfterSeconds": short.threshold,
+                "beatPeriod": round(short.period),
+            },
+        )
+
+
+def _candidate_row(candidate: SweepCandidate) -> tuple[Any, ...]:
+    """What plan.judge and the stale event need of an active runner, as a compact spool row."""
     return (
         candidate.taskrunner_id,
         candidate.last_seen,
         candidate.worker_group,
         candidate.hostname,
         candidate.reset_at,
-        threshold,
     )
 
 
-def _from_candidate_row(row: tuple[Any, ...]) -> tuple[SweepCandidate, int]:
-    candidate = SweepCandidate(
+def _from_candidate_row(row: tuple[Any, ...]) -> SweepCandidate:
+    return SweepCandidate(
         taskrunner_id=row[0],
         status=Status.ACTIVE.value,
         last_seen=row[1],
@@ -368,49 +355,6 @@ def _from_candidate_row(row: tuple[Any, ...]) -> tuple[SweepCandidate, int]:
         hostname=row[3],
         reset_at=row[4],
     )
-    return candidate, int(row[5])
-
-
-def _watch(previous: SweepState | None, now: float, config: Config) -> float:
-    """Since when the sweeper has watched without a gap, its down time measured from the end of its last run."""
-    shortest_threshold = min([config.stale_after_seconds, *config.stale_after_by_worker_group.values()])
-    since = watching_since(
-        (previous.finished_at or previous.last_sweep_at) if previous else None,
-        previous.watching_since if previous else None,
-        now,
-        shortest_threshold,
-    )
-    if previous is None or since != previous.watching_since:
-        logger.warning(
-            "Sweeper starts a new watch: every runner gets one full threshold of grace",
-            extra={
-                "lastSweepAt": previous.last_sweep_at if previous else None,
-                "staleAfterSeconds": shortest_threshold,
-            },
-        )
-    return since
-
-
-def _holds(
-    previous: SweepState | None, verdict: GuardVerdict, now: float, config: Config
-) -> tuple[Hold | None, dict[str | None, Hold]]:
-    """The fleet's and the worker groups' holds after this sweep."""
-    previous_sweep_at = previous.last_sweep_at if previous else None
-    fleet_hold = next_hold(previous.fleet_hold if previous else None, verdict.fleet_held, now, previous_sweep_at)
-    group_holds = _recent_holds(previous, now, config)
-    for group in verdict.groups_held:
-        hold = next_hold(group_holds.get(group), True, now, previous_sweep_at)
-        if hold is not None:
-            group_holds[group] = hold
-    return fleet_hold, group_holds
-
-
-def _recent_holds(previous: SweepState | None, now: float, config: Config) -> dict[str | None, Hold]:
-    """The worker groups' holds that still give grace (within the longest threshold); older ones are dropped."""
-    if previous is None:
-        return {}
-    longest = max([config.stale_after_seconds, *config.stale_after_by_worker_group.values()])
-    return {group: hold for group, hold in previous.group_holds.items() if now - hold.last <= longest}
 
 
 def _stale_runner(candidate: SweepCandidate, stale_at: float, threshold: int) -> StaleRunner:
@@ -435,8 +379,10 @@ def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher, WorkQueue
 
     config = Config.from_env(os.environ)
     client = boto3.client("dynamodb", config=SWEEPER_CLIENT_CONFIG)
+    keys_table = config.keys_table_name if config.auth_mode is AuthMode.SIGV4 else None
+    store = RunnerStore(config.table_name, client=client, keys_table_name=keys_table or None)
     work_queue = WorkQueue(config.work_queue_url) if config.work_queue_url else None
-    return RunnerStore(config.table_name, client=client), config, StaleEventPublisher(config.event_bus_name), work_queue
+    return store, config, StaleEventPublisher(config.event_bus_name), work_queue
 
 
 def deadline_for(context: LambdaContext, config: Config, clock: Callable[[], float] = time.monotonic) -> Deadline:
@@ -459,14 +405,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("Another sweep holds the lease: this run stops", extra={"leaseUntil": busy.until})
         metrics.add_metric(name=MetricName.SWEEPS_SKIPPED, unit=MetricUnit.Count, value=1)
         return {"skipped": True, "lease_until": busy.until}
-    metrics.add_metric(name=MetricName.RUNNERS_EXAMINED, unit=MetricUnit.Count, value=report.examined)
-    metrics.add_metric(name=MetricName.RUNNERS_STALE, unit=MetricUnit.Count, value=report.stale)
-    metrics.add_metric(name=MetricName.RUNNERS_FLAGGED, unit=MetricUnit.Count, value=report.flagged)
-    tripped = report.guard_tripped or bool(report.guarded_groups)  # fleet-wide or in any one worker group
-    metrics.add_metric(name=MetricName.SWEEP_GUARD_TRIPPED, unit=MetricUnit.Count, value=int(tripped))
-    metrics.add_metric(name=MetricName.EVENTS_PUBLISHED, unit=MetricUnit.Count, value=report.events_published)
-    metrics.add_metric(name=MetricName.EVENTS_OWED, unit=MetricUnit.Count, value=report.events_owed)
-    metrics.add_metric(name=MetricName.FLAGS_LEFT, unit=MetricUnit.Count, value=report.left)
-    metrics.add_metric(name=MetricName.SWEEPS_COMPLETED, unit=MetricUnit.Count, value=1)
+    for name, value in (
+        (MetricName.RUNNERS_EXAMINED, report.examined),
+        (MetricName.RUNNERS_STALE, report.stale),
+        (MetricName.RUNNERS_FLAGGED, report.flagged),
+        (MetricName.RUNNERS_IN_GRACE, report.in_grace),
+        (MetricName.SCOPES_HELD, len(report.held)),
+        (MetricName.SCOPES_PARTIAL, len(report.partial)),
+        (MetricName.SHORT_THRESHOLDS, len(report.short_thresholds)),
+        (MetricName.EVENTS_PUBLISHED, report.events_published),
+        (MetricName.EVENTS_OWED, report.events_owed),
+        (MetricName.FLAGS_LEFT, report.left),
+        (MetricName.SWEEPS_COMPLETED, 1),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("Sweep finished", extra=asdict(report))
     return asdict(report)

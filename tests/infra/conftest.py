@@ -45,6 +45,7 @@ ALB = {
     "allowedSourceCidrs": "10.20.0.0/16,2001:db8::/56",
     "allowedSecurityGroupIds": "sg-0123456789abcdef0",
     "albDomainName": "Heartbeat.Example.Internal.",
+    "retireOnSignals": "true",
 }
 # The one way to get a plain-HTTP listener: no certificate, and the explicit opt-in.
 ALB_PLAIN_HTTP = {

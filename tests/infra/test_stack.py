@@ -51,8 +51,12 @@ def actions_on(statements: list[dict[str, Any]], prefix: str) -> set[str]:
 # Storage
 
 
+def runners_table(template: Template) -> dict[str, Any]:
+    return only(template, "AWS::DynamoDB::Table", {"KeySchema": [{"AttributeName": "taskrunnerId", "KeyType": "HASH"}]})
+
+
 def test_table_is_on_demand_keyed_on_runner_id_with_ttl_and_pitr(private: Synth) -> None:
-    table = only(private.template, "AWS::DynamoDB::Table")
+    table = runners_table(private.template)
     props = table["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": "taskrunnerId", "KeyType": "HASH"}]
@@ -88,11 +92,11 @@ def test_provisioned_billing_scales_reads_and_writes_at_70_percent(private: Synt
 
 
 def test_customer_managed_key_is_a_choice(regional: Synth) -> None:
-    table = only(regional.template, "AWS::DynamoDB::Table")
+    table = runners_table(regional.template)
     sse = table["Properties"]["SSESpecification"]
     assert (sse["SSEEnabled"], sse["SSEType"]) == (True, "KMS")
-    key_id = next(iter(regional.template.find_resources("AWS::KMS::Key")))
-    assert sse["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    key_id = sse["KMSMasterKeyId"]["Fn::GetAtt"][0]
+    assert "RunnersKey" in key_id
     assert regional.template.to_json()["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
     assert table["DeletionPolicy"] == "Delete"  # retainData=false was asked for
     assert table["Properties"]["DeletionProtectionEnabled"] is False
@@ -180,26 +184,33 @@ def test_account_wide_api_gateway_role_only_when_asked_for(private: Synth, regio
     assert "CloudWatchRoleArn" in account["Properties"]
 
 
+def by_table(statements: list[dict[str, Any]], name: str) -> set[str]:
+    """The dynamodb actions granted on the table whose logical id starts with name."""
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(a.startswith("dynamodb:") for a in actions) and statement["Resource"]["Fn::GetAtt"][0].startswith(name):
+            found.update(actions)
+    return found
+
+
 def test_handler_may_only_write_this_table(private: Synth) -> None:
     _, handler = function(private.template, "heartbeat.handler.lambda_handler")
     statements = role_statements(private.template, handler["Properties"])
-    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
-    for statement in statements:
-        if "dynamodb:UpdateItem" in str(statement["Action"]):
-            assert statement["Resource"] == TABLE_ARN or statement["Resource"]["Fn::GetAtt"][1] == "Arn"
-            assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+    assert by_table(statements, "RunnersTable") == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
+    assert by_table(statements, "AccessKeysTable") == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem"}
     assert actions_on(statements, "logs:") == {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 
 def test_sweeper_may_only_do_what_its_code_calls(private: Synth) -> None:
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     statements = role_statements(private.template, sweeper["Properties"])
-    assert actions_on(statements, "dynamodb:") == {
+    assert by_table(statements, "RunnersTable") == {
         "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     }  # fmt: skip
-    for statement in statements:
-        if any(a.startswith("dynamodb:") for a in statement["Action"]):
-            assert "RunnersTable" in statement["Resource"]["Fn::GetAtt"][0]
+    assert by_table(statements, "AccessKeysTable") == {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert actions_on(statements, "kms:") == set()  # the sweeper never opens a secret
     # The work queue: send to it and read its depth (a busy queue means no new work); and the dead-letter
     # queue, where Lambda records a failed run on the sweeper's behalf. Nothing else.
     assert actions_on(statements, "sqs:") == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
@@ -440,7 +451,7 @@ def test_sweeper_runs_on_schedule_and_failures_land_in_an_encrypted_queue(privat
 def test_alarms_cover_the_failure_modes_and_notify_the_topic(private: Synth) -> None:
     alarms = private.template.find_resources("AWS::CloudWatch::Alarm")
     by_metric = {a["Properties"].get("MetricName", "math"): a["Properties"] for a in alarms.values()}
-    assert {"5XXError", "SweepsCompleted", "SweepGuardTripped", "ApproximateNumberOfMessagesVisible", "Errors",
+    assert {"5XXError", "SweepsCompleted", "ScopesHeld", "ApproximateNumberOfMessagesVisible", "Errors",
             "Throttles", "math"} <= set(by_metric)  # fmt: skip
     assert "StaleEventsOwed" in by_metric
     assert len(alarms) == 12  # the six above, and errors + throttles for each function
@@ -469,8 +480,8 @@ def alarm_arn_pattern(stack_name: str) -> dict[str, Any]:
 def test_alarm_topic_key_lets_cloudwatch_encrypt_for_this_stacks_alarms(private: Synth) -> None:
     # CloudWatch cannot use the AWS-managed alias/aws/sns key: alarms to a topic under it never arrive.
     topic = only(private.template, "AWS::SNS::Topic")["Properties"]
-    key_id, key = next(iter(private.template.find_resources("AWS::KMS::Key").items()))
-    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = private.template.to_json()["Resources"][key_id]
     assert key["Properties"]["EnableKeyRotation"] is True
     statement = cloudwatch_statement(key["Properties"]["KeyPolicy"]["Statement"])
     assert statement["Effect"] == "Allow"
@@ -498,10 +509,10 @@ def test_topic_policy_lets_cloudwatch_publish_beside_the_tls_only_deny(private: 
 
 
 def test_every_alarm_is_named_inside_the_pattern_the_policies_allow(private: Synth, alb: Synth) -> None:
-    for synth, stack_name in ((private, "TaskRunnerHeartbeat"), (alb, "HeartbeatAlb")):
+    for synth, stack_name, count in ((private, "TaskRunnerHeartbeat", 12), (alb, "HeartbeatAlb", 13)):
         alarms = synth.template.find_resources("AWS::CloudWatch::Alarm").values()
         names = [a["Properties"]["AlarmName"] for a in alarms]
-        assert len(names) == 12
+        assert len(names) == count  # the ALB example retires on signals: one more, on its dead letters
         assert all(name.startswith(f"{stack_name}-") for name in names), names
 
 
@@ -509,6 +520,9 @@ def test_dashboard_shows_heartbeats_terminates_flags_errors_and_latency(private:
     dashboard = only(private.template, "AWS::CloudWatch::Dashboard")
     body = str(dashboard["Properties"]["DashboardBody"])
     for metric in ("Invocations", "TerminateAnswers", "RunnersFlagged", "4XXError", "5XXError", "Latency", "p99"):
+        assert metric in body
+    # What makes a sweep's judgement visible: held and partly silent scopes, and thresholds too short for the beat.
+    for metric in ("ScopesHeld", "ScopesPartial", "ShortThresholds", "RunnersInGrace", "RunnersRetired"):
         assert metric in body
 
 
@@ -565,11 +579,12 @@ def test_two_stacks_in_one_account_and_region_each_alarm_on_their_own_metrics_on
     for synth in (private, regional):
         own = [{"Name": "service", "Value": synth.stack_name}]
         service_metrics = [m for m in alarm_metrics(synth.template) if m["Namespace"] == NAMESPACE]
-        assert {m["MetricName"] for m in service_metrics} == {"SweepsCompleted", "SweepGuardTripped", "StaleEventsOwed"}
+        assert {m["MetricName"] for m in service_metrics} == {"SweepsCompleted", "ScopesHeld", "StaleEventsOwed"}
         assert all(m["Dimensions"] == own for m in service_metrics), service_metrics
         body = json.dumps(only(synth.template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
-        assert body.count(f'\\"service\\",\\"{synth.stack_name}\\"') == 4  # terminates, flagged, guard, examined
-        assert body.count('\\"service\\"') == 4
+        # terminates; flagged, in grace, retired, examined; scopes held, partial, short thresholds
+        assert body.count(f'\\"service\\",\\"{synth.stack_name}\\"') == 8
+        assert body.count('\\"service\\"') == 8
         for handler in ("heartbeat.handler.lambda_handler", "heartbeat.sweeper.lambda_handler"):
             _, props = function(synth.template, handler)
             variables = props["Properties"]["Environment"]["Variables"]
@@ -594,3 +609,70 @@ def test_trace_sampling_is_a_rule_on_the_rest_stage_and_the_handler_follows_it(p
     assert stage["TracingEnabled"] is True
     _, handler = function(regional.template, "heartbeat.handler.lambda_handler")
     assert handler["Properties"]["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_every_function_knows_the_sweep_interval_it_runs_on(private: Synth, regional: Synth) -> None:
+    for synth, seconds in ((private, "300"), (regional, "120")):
+        _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
+        assert sweeper["Properties"]["Environment"]["Variables"]["SWEEP_INTERVAL_SECONDS"] == seconds
+
+
+# Retire on AWS's signals (opt-in)
+
+
+SIGNAL_PATTERNS = [
+    {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"],
+     "detail": {"state": ["terminated"]}},
+    {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
+    {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"], "detail": {"lastStatus": ["STOPPED"]}},
+]  # fmt: skip
+
+
+def test_retire_on_signals_is_off_unless_asked_for(private: Synth, regional: Synth) -> None:
+    for synth in (private, regional):
+        assert (
+            synth.template.find_resources(
+                "AWS::Lambda::Function", {"Properties": {"Handler": "heartbeat.signals.lambda_handler"}}
+            )
+            == {}
+        )
+
+
+def test_each_aws_signal_rule_matches_exactly_its_departures_and_invokes_the_retire_function(alb: Synth) -> None:
+    retire_id, _ = function(alb.template, "heartbeat.signals.lambda_handler")
+    rules = [
+        r["Properties"]
+        for r in alb.template.find_resources("AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]
+    ]
+
+    def canonical(pattern: dict[str, Any]) -> str:
+        return json.dumps(pattern, sort_keys=True)
+
+    assert sorted(canonical(r["EventPattern"]) for r in rules) == sorted(canonical(p) for p in SIGNAL_PATTERNS)
+    for rule in rules:
+        assert "EventBusName" not in rule  # the default bus: where AWS services send their events
+        [target] = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [retire_id, "Arn"]}
+        assert "DeadLetterConfig" in target
+    # EventBridge may invoke the function for these three rules, and nothing else may.
+    permissions = [
+        p["Properties"] for p in alb.template.find_resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [retire_id, "Arn"]}
+    ]  # fmt: skip
+    assert len(permissions) == 3
+    rule_ids = {
+        i for i, r in alb.template.find_resources("AWS::Events::Rule").items() if "EventPattern" in r["Properties"]
+    }
+    for permission in permissions:
+        assert (permission["Action"], permission["Principal"]) == ("lambda:InvokeFunction", "events.amazonaws.com")
+        assert permission["SourceArn"]["Fn::GetAtt"][0] in rule_ids
+
+
+def test_the_retire_function_may_only_update_the_table(alb: Synth) -> None:
+    _, retire = function(alb.template, "heartbeat.signals.lambda_handler")
+    statements = role_statements(alb.template, retire["Properties"])
+    assert actions_on(statements, "dynamodb:") == {"dynamodb:UpdateItem"}
+    [table_statement] = [s for s in statements if "dynamodb:UpdateItem" in str(s["Action"])]
+    assert "RunnersTable" in table_statement["Resource"]["Fn::GetAtt"][0]
+    assert actions_on(statements, "events:") == set()

@@ -31,3 +31,7 @@ def test_quick_bench_runs_and_every_heartbeat_path_costs_what_it_should(tmp_path
         assert (paths[name]["requests"], paths[name]["write_units"]) == ({"UpdateItem": 1}, 1), name
     assert paths["terminate answer (flagged runner)"]["terminate"] is True
     assert paths["record past its TTL (runs afresh)"]["requests"] == {"UpdateItem": 1, "PutItem": 1}
+    auth = {row["path"]: row for row in json.loads(results_file.read_text())["auth"]["requests"]["paths"]}
+    assert (auth["steady heartbeat, key cached"]["requests"], auth["steady heartbeat, key cached"]["kms"]) == (
+        {"UpdateItem": 1}, {},
+    )  # fmt: skip

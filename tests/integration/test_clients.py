@@ -186,13 +186,15 @@ def test_cli_internal_service_error(broken_endpoint: LocalProcess) -> None:
 # The AWS SDK for JavaScript v3
 
 
-def js_sdk(url: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def js_sdk(url: str, cases: list[dict[str, Any]], options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Each case run by the JS SDK v3 (tests/js/heartbeat_cases.mjs), with the client options given."""
     node = shutil.which("node")
     assert node, "Node.js is needed for the JS SDK tests"
     assert (ROOT / "node_modules" / "@aws-sdk" / "client-data-pipeline").is_dir(), "run 'npm ci' (make test does)"
     result = subprocess.run(
-        [node, str(JS_CASES), url, json.dumps(cases)], capture_output=True, text=True, timeout=120, check=True
-    )
+        [node, str(JS_CASES), url, json.dumps(cases), json.dumps(options or {})],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 

@@ -17,7 +17,8 @@ from moto import mock_aws
 from heartbeat.config import Config
 from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher, iso
 from heartbeat.model import HeartbeatRequest
-from heartbeat.store import RunnerStore, SweepState
+from heartbeat.plan import SweepState
+from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 
@@ -228,14 +229,29 @@ def test_worker_group_threshold_overrides_the_default(aws: dict[str, Any]) -> No
 
 def test_guard_holds_back_a_worker_group_with_its_own_threshold_and_flags_the_others(aws: dict[str, Any]) -> None:
     store = aws["store"]
-    config = Config(TABLE, stale_after_by_worker_group={"rack-7": 2700})  # judged on its own
-    for i in range(10):  # group "rack-7": 6 of 10 silent at once
-        beat(store, f"rack7-{i}", NOW - 3000 if i < 6 else NOW - 60, "rack-7")
-    for i in range(20):  # group "etl": 1 of 20 silent
-        beat(store, f"etl-{i}", NOW - 3000 if i == 0 else NOW - 60, "etl")
+    config = Config(TABLE, stale_after_by_worker_group={"rack-7": 600})  # judged on its own
+    # Group "rack-7" all silent since NOW - 700, and nobody in the fleet heard since shortly after: our outage,
+    # seen first by the group with the shortest threshold. Held.
+    for i in range(10):
+        beat(store, f"rack7-{i}", NOW - 700 - i, "rack-7")
+    for i in range(20):  # group "etl": judged with the fleet, 1 of 20 silent past its threshold (before the outage)
+        beat(store, f"etl-{i}", NOW - 3000 if i == 0 else NOW - 500 - i, "etl")
     report = sweep(store, config, NOW, StaleEventPublisher("default", aws["events"]))
-    assert (report.guard_tripped, report.guarded_groups, report.flagged) == (False, ["rack-7"], 1)
+    assert (report.held, report.flagged) == (["rack-7"], 1)
     assert [e["detail"]["taskrunnerId"] for e in received(aws)] == ["etl-0"]
+
+
+def test_a_worker_group_with_its_own_threshold_gone_whole_is_flagged_once_the_fleet_is_heard_after_it(
+    aws: dict[str, Any],
+) -> None:
+    store = aws["store"]
+    config = Config(TABLE, stale_after_by_worker_group={"rack-7": 600})
+    for i in range(10):  # rack-7 decommissioned at once, with no retire
+        beat(store, f"rack7-{i}", NOW - 700 - i, "rack-7")
+    for i in range(20):  # the rest of the fleet beats on: the path works
+        beat(store, f"etl-{i}", NOW - 60 - i, "etl")
+    report = sweep(store, config, NOW, StaleEventPublisher("default", aws["events"]))
+    assert (report.held, report.partial, report.flagged) == ([], ["rack-7"], 10)
 
 
 def test_group_thresholds_are_read_from_the_environment() -> None:

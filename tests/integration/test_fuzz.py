@@ -22,7 +22,7 @@ from heartbeat.store import RunnerStore
 from heartbeat_local.server import create_table
 from tests.support import FakeClock, LambdaContext, RequestCounter, heartbeat_event
 
-CLIENT_FAULT_STATUSES = {400, 404, 405, 413}
+CLIENT_FAULT_STATUSES = {400, 403, 404, 405, 413}  # 403: no signature, with authentication on
 MEMBERS = ["taskrunnerId", "workerGroup", "hostname"]
 
 

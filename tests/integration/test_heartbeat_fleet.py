@@ -151,7 +151,7 @@ def test_mass_staleness_guard_holds_a_silent_fleet_as_deployed(heartbeat_fleet: 
         beat(client, f"r-{n}")
     heartbeat_fleet.advance(THRESHOLD + 1)
     report = heartbeat_fleet.sweep()
-    assert (report.guard_tripped, report.flagged) == (True, 0)
+    assert (report.held, report.flagged) == (["fleet"], 0)
     assert heartbeat_fleet.sweep(override_guard=True).flagged == 4  # the operator's override
 
 
@@ -187,27 +187,20 @@ def test_operator_actions_on_an_unknown_runner_raise_unknown_runner(heartbeat_fl
             action("nobody")
 
 
-def test_retire_says_the_service_has_none_yet(heartbeat_fleet: HeartbeatFleet) -> None:
-    beat(datapipeline(), "r-1")
-    with pytest.raises(NotImplementedError, match="no retire"):
-        heartbeat_fleet.retire("r-1")
-
-
-def test_retire_is_the_stores_own_once_it_has_one(
-    heartbeat_fleet: HeartbeatFleet, monkeypatch: pytest.MonkeyPatch
+def test_a_retired_runner_is_never_flagged_sends_no_event_and_is_told_to_terminate(
+    heartbeat_fleet: HeartbeatFleet,
 ) -> None:
-    # The seam for the store's retire: the kit passes the runner and its own time, and returns the record.
-    beat(datapipeline(), "r-1")
-    store: RunnerStore = heartbeat_fleet._store
-    calls: list[tuple[str, float]] = []
-
-    def retire(taskrunner_id: str, *, now: float) -> Any:
-        calls.append((taskrunner_id, now))
-        return store.get_runner(taskrunner_id)
-
-    monkeypatch.setattr(store, "retire", retire, raising=False)
-    assert heartbeat_fleet.retire("r-1").taskrunner_id == "r-1"
-    assert calls == [("r-1", heartbeat_fleet.now)]
+    client = datapipeline()
+    for n in range(4):
+        beat(client, f"r-{n}")
+    assert heartbeat_fleet.retire("r-0", reason="scaled in").status == "retired"
+    heartbeat_fleet.advance(THRESHOLD / 2)
+    for n in range(1, 4):
+        beat(client, f"r-{n}")
+    heartbeat_fleet.advance(THRESHOLD / 2 + 1)
+    assert heartbeat_fleet.sweep().flagged == 0
+    assert heartbeat_fleet.events() == []
+    assert beat(client, "r-0") is True  # sticky: an instance still shutting down is told to stop
 
 
 @pytest.mark.parametrize("taskrunner_id", ["", "x" * 1025, "bad\u0001id"])

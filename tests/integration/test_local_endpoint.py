@@ -39,7 +39,10 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str,
 
 
 def start_with(**settings: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}", "PORT": "0", **settings}
+    env = {
+        **os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}", "PORT": "0",
+        "DYNAMODB_PORT": "0", **settings,
+    }  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "heartbeat_local"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
         check=False,
@@ -78,6 +81,17 @@ def test_a_port_in_use_ends_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_the_stores_port_in_use_ends_with_one_line_naming_the_setting() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = start_with(DYNAMODB_PORT=str(port))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"make serve: cannot listen on 127.0.0.1:{port} for the embedded store: Address already in use "
+        "(set DYNAMODB_PORT to another port, or 0 for a free one)\n"
+    )
 
 
 def test_raw_http_answer_has_exactly_the_protocol_headers(tmp_path: Path) -> None:
@@ -204,8 +218,35 @@ def test_a_flagged_runners_stale_event_arrives_exactly_once(tmp_path: Path) -> N
     ]
     assert events[0]["detail"]["workerGroup"] == "wg"
     assert json.loads(answer) == {"terminate": True}
-    assert "Sweep: 1 runners flagged stale, 1 stale events published, 0 owed" in output
+    # The console: the thresholds in the banner, one readable line for the sweep that flagged, no JSON.
+    assert "Stale after: 2 s without a heartbeat" in output
+    assert "Sweeper: every 0.3 s; the guard holds a scope of 3 or more active runners while none" in output
+    assert (
+        "Sweep: flagged 1 runner stale: goes-silent (next heartbeat answers terminate: true); "
+        "1 stale events published, 0 owed (read them: heartbeat-ops events)"
+    ) in output
     assert "Sweep finished" not in output  # the sweeper's per-sweep log line stays quiet; only what it did shows
+    assert not [line for line in output.splitlines() if line.startswith("{")]
+
+
+def test_a_held_guard_reads_as_one_line_a_sweep_naming_the_way_out(tmp_path: Path) -> None:
+    settings = {"SWEEP_INTERVAL_SECONDS": "0.3", "STALE_AFTER_SECONDS": "2", "RETENTION_SECONDS": "600"}
+    with local_endpoint(tmp_path, **settings) as running:
+        for runner in ("held-1", "held-2", "held-3"):  # the whole fleet goes silent at once: our outage, by its look
+            assert post(running.url, json.dumps({"taskrunnerId": runner}).encode(), HEARTBEAT)[0] == 200
+        deadline = time.monotonic() + 90  # a bound on waiting, not an assertion about speed
+        while "; 3 runners past their threshold not flagged" not in running.output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _, _, answer = post(running.url, b'{"taskrunnerId":"held-1"}', HEARTBEAT)
+        output = running.output()
+    assert json.loads(answer) == {"terminate": False}
+    held = [line for line in output.splitlines() if "; 3 runners past their threshold not flagged" in line]
+    assert held[0].startswith("Sweep: held the fleet: silent (")
+    assert held[0].endswith(
+        "; 3 runners past their threshold not flagged (if they are gone: heartbeat-ops runners sweep --override-guard)"
+    )
+    assert "flagged 1 runner" not in output
+    assert not [line for line in output.splitlines() if line.startswith("{")]
 
 
 def test_a_mass_death_under_a_one_second_budget_is_flagged_over_several_sweeps_one_event_each(
@@ -245,7 +286,7 @@ def test_a_mass_death_under_a_one_second_budget_is_flagged_over_several_sweeps_o
         output = running.output()
     assert Counter(e["detail"]["taskrunnerId"] for e in events) == dict.fromkeys(dead, 1)
     assert len({e["detail"]["eventId"] for e in events}) == len(dead)
-    flagged_per_sweep = [int(n) for n in re.findall(r"Sweep: (\d+) runners flagged stale", output)]
+    flagged_per_sweep = [int(n) for n in re.findall(r"Sweep: flagged (\d+) runners? stale", output)]
     assert sum(flagged_per_sweep) == len(dead)
     assert len([n for n in flagged_per_sweep if n]) >= 2  # the budget cut the work over several sweeps
-    assert "left for the next sweep" in output
+    assert "left for the next sweep (its deadline passed)" in output

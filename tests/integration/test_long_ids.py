@@ -14,7 +14,8 @@ import pytest
 
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
-from heartbeat.store import RunnerStore, StoreError, SweepState, UnknownRunner
+from heartbeat.plan import SweepState
+from heartbeat.store import RunnerStore, StoreError, UnknownRunner
 from tests.conftest import TABLE
 from tests.support import FakeClock, LambdaContext, RequestCounter, answer, heartbeat_event
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -13,22 +15,35 @@ from moto import mock_aws
 
 from heartbeat.config import Config
 from heartbeat.model import HeartbeatRequest
-from heartbeat.store import RunnerStore, SweepState
+from heartbeat.plan import SweepState
+from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
-from heartbeat_ops.__main__ import main
+from heartbeat_ops.__main__ import main, parser, target_make_serve
+from heartbeat_ops.local import LOCAL_STORE_URL
+from tests.support import dynamodb_clock
 
 NOW = 1_795_521_600.0  # 2026-11-24T12:00:00Z
 TABLE = "ops"
 RETENTION = 7 * 24 * 3600
 
 
+def steady(now: float = NOW, config: Config | None = None) -> SweepState:
+    """The deployment's sweeper has watched for a day, last ran 300 s ago, and recorded its rules."""
+    return SweepState(
+        last_sweep_at=now - 300,
+        watching_since=now - 86_400,
+        finished_at=now - 298,
+        settings=(config or Config(TABLE)).to_record(),
+    )
+
+
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunnerStore]:
-    """A fleet: two live runners, one silent past the threshold, one flagged stale."""
+    """A fleet: two live runners, one silent past the threshold, one flagged stale; DynamoDB's clock reads NOW."""
     for name in ("STALE_AFTER_SECONDS", "RETENTION_SECONDS", "STALE_AFTER_BY_WORKER_GROUP", "TABLE_NAME"):
         monkeypatch.delenv(name, raising=False)
-    with mock_aws():
+    with mock_aws(), dynamodb_clock(lambda: NOW):
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, TABLE)
         runners = RunnerStore(TABLE, client=client)
@@ -42,6 +57,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunnerStore]:
             runners.record_heartbeat(HeartbeatRequest(runner_id, group, host), when - 86_400, RETENTION)
             runners.record_heartbeat(HeartbeatRequest(runner_id, group, host), when, RETENTION)
         runners.flag_stale("runner-d", last_seen_before=NOW - 2700, now=NOW - 5000)
+        runners.save_sweep_state(steady())
         yield runners
 
 
@@ -62,7 +78,7 @@ def test_list_prints_a_readable_table(store: RunnerStore) -> None:
     assert sorted(lines[1:]) == [
         "runner-a                              etl                 host-a.internal                 3m ago      active       2",
         "runner-b                              etl                 host-b.internal                 40s ago     active       2",
-        "runner-c                              reports             host-c.internal                 50m ago     overdue      2",
+        "runner-c                              reports             host-c.internal                 50m ago     due          2",
         "runner-d                              reports             host-d.internal                 2h ago      stale        2",
     ]  # fmt: skip
 
@@ -96,12 +112,14 @@ def test_show_prints_every_field_with_ages(store: RunnerStore) -> None:
         "workerGroup        reports",
         "hostname           host-c.internal",
         "status             active",
-        "shownStatus        overdue",
+        "shownStatus        due",
         "firstSeen          2026-11-23T11:10:00.000Z (1d ago)",
         "lastSeen           2026-11-24T11:10:00.000Z (50m ago)",
         "heartbeatCount     2",
         "expiresAt          2026-12-01T11:10:00.000Z",
         "staleAfterSeconds  2700",
+        "verdict            stale",
+        "why                silent since 2026-11-24T11:10:00.000Z (its last heartbeat), over its threshold of 2700 s",
     ]
 
 
@@ -113,7 +131,7 @@ def test_terminate_records_who_when_why_and_the_next_heartbeat_is_told_to_stop(s
     runner = store.get_runner("runner-a")
     assert runner is not None
     assert (runner.status, runner.terminate_requested_at, runner.terminate_reason) == (
-        "terminating", NOW, "host being retired",
+        "terminating", pytest.approx(NOW, abs=5), "host being retired",
     )  # fmt: skip
     assert runner.terminate_requested_by
     answer = store.record_heartbeat(HeartbeatRequest("runner-a"), NOW + 60, RETENTION)
@@ -129,11 +147,12 @@ def test_reset_clears_the_flag(store: RunnerStore) -> None:
     )
     runner = store.get_runner("runner-d")
     assert runner is not None
-    assert (runner.status, runner.stale_at, runner.event_pending, runner.reset_at) == ("active", None, False, NOW)
+    assert (runner.status, runner.stale_at, runner.event_pending) == ("active", None, False)
+    assert runner.reset_at == pytest.approx(NOW, abs=5)
     # What the message promises: no sweep flags it until a threshold after the reset (the guard, which the
     # rest of this small silent fleet would trip, is overridden so that only the reset's grace decides).
     config = Config(TABLE)
-    store.save_sweep_state(SweepState(last_sweep_at=NOW + 2400, watching_since=NOW - 86_400))  # on schedule
+    store.save_sweep_state(steady(NOW + 2700))  # on schedule
     sweep(store, config, NOW + 2700, override_guard=True)
     assert store.get_runner("runner-d").status == "active"  # type: ignore[union-attr]
     sweep(store, config, NOW + 2701, override_guard=True)
@@ -179,7 +198,7 @@ def test_terminate_or_reset_of_a_record_past_its_ttl_is_an_unknown_runner(store:
     assert run("runners", command, "expired") == (1, "", f"error: no runner 'expired' in table '{TABLE}'\n")
     assert store.get_runner("expired") == before
     answer = store.record_heartbeat(HeartbeatRequest("expired"), NOW, RETENTION)
-    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as the README says
+    assert (answer.status, answer.heartbeat_count) == ("active", 1)  # a new runner, as docs/guarantees.md says
 
 
 @pytest.mark.parametrize("command", ["show", "terminate", "reset", "forget"])
@@ -191,34 +210,38 @@ def test_summary_counts_by_status_and_group_and_names_the_oldest_active(store: R
     status, out, _ = run("runners", "summary")
     assert status == 0
     assert out.splitlines() == [
-        "Runners: 4 (active 3, stale 1, terminating 0)",
-        "WORKER GROUP       ACTIVE        STALE  TERMINATING",
-        "etl                     2            0            0",
-        "reports                 1            1            0",
+        "Runners: 4 (active 3, stale 1, terminating 0, retired 0)",
+        "WORKER GROUP       ACTIVE        STALE  TERMINATING      RETIRED",
+        "etl                     2            0            0            0",
+        "reports                 1            1            0            0",
         "Oldest last seen among active runners: runner-c, 50m ago",
     ]
 
 
-def test_sweep_flags_the_overdue_runner_and_reports(store: RunnerStore) -> None:
-    store.save_sweep_state(SweepState(last_sweep_at=NOW - 300, watching_since=NOW - 86_400))  # running for a day
+def test_sweep_flags_the_stale_runner_and_reports(store: RunnerStore) -> None:
     status, out, _ = run("runners", "sweep")
     assert status == 0
     # runner-c newly flagged; runner-d's event was still owed from its flag: both published
-    assert out == "Examined 3 active runners: 1 stale, 1 flagged; 2 stale events published, 0 still owed\n"
+    assert out.splitlines() == [
+        "fleet: normal (1 of 3 silent)",
+        "Examined 3 active runners: 1 silent, 1 past their threshold, 1 flagged, 0 in grace; "
+        "2 stale events published, 0 still owed",
+    ]
     assert store.get_runner("runner-c").status == "stale"  # type: ignore[union-attr]
 
 
-def test_sweep_override_guard_flags_past_a_tripped_guard(store: RunnerStore) -> None:
+def test_sweep_override_guard_flags_past_a_held_fleet(store: RunnerStore) -> None:
+    for name in ("runner-a", "runner-b"):  # nobody in the fleet is heard
+        store.forget(name)
     for i in range(10):
         # went silent together, stale since shortly after the last sweep (earlier, it would have flagged them)
         store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 2800, RETENTION)
-    store.save_sweep_state(SweepState(last_sweep_at=NOW - 300, watching_since=NOW - 86_400))
     status, out, _ = run("runners", "sweep")
-    assert "Mass-staleness guard tripped fleet-wide: flags held back." in out
+    assert "Held (fleet): none of their runners flagged." in out
     assert store.get_runner("gone-0").status == "active"  # type: ignore[union-attr]
     status, out, _ = run("runners", "sweep", "--override-guard")
     assert status == 0
-    assert "overridden, the stale runners were flagged" in out
+    assert "Held (fleet): overridden, their stale runners were flagged" in out
     assert store.get_runner("gone-0").status == "stale"  # type: ignore[union-attr]
 
 
@@ -241,8 +264,145 @@ def test_no_credentials_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch, t
     assert err.getvalue().startswith("error: no AWS credentials found")
 
 
-def test_no_table_given_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("argv", "env", "target"),
+    [
+        (["runners", "list"], {}, (True, LOCAL_STORE_URL, "taskrunner-heartbeat", None)),
+        (["runners", "list", "--endpoint-url", "http://127.0.0.1:9"], {}, (False, "http://127.0.0.1:9", "taskrunner-heartbeat", None)),
+        (["runners", "list", "--table", "t"], {}, (False, None, "t", None)),
+        (["runners", "list", "--stack", "S"], {}, (False, None, None, None)),
+        (["runners", "list"], {"TABLE_NAME": "t"}, (False, None, None, None)),
+        (["events"], {}, (True, LOCAL_STORE_URL, None, "taskrunner-stale-events")),
+        (["events", "--queue", "q"], {}, (False, None, None, "q")),
+        (["events", "--endpoint-url", "http://127.0.0.1:9"], {}, (False, "http://127.0.0.1:9", None, "taskrunner-stale-events")),
+    ],
+)  # fmt: skip
+def test_with_no_table_stack_or_endpoint_named_it_works_on_make_serves_store(
+    argv: list[str], env: dict[str, str], target: tuple[bool, str | None, str | None, str | None]
+) -> None:
+    args = parser().parse_args(argv)
+    local = target_make_serve(args, env)
+    assert (local, args.endpoint_url, getattr(args, "table", None), getattr(args, "queue", None)) == target
+
+
+def test_with_nothing_named_and_no_make_serve_running_it_says_how_to_name_a_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("TABLE_NAME", raising=False)
-    err = io.StringIO()
-    assert main(["runners", "list"], out=io.StringIO(), err=err) == 1
-    assert err.getvalue() == "error: Say which table: --table NAME, --stack NAME, or TABLE_NAME\n"
+    if _listening(LOCAL_STORE_URL):
+        pytest.skip(f"a make serve is running: its store holds {LOCAL_STORE_URL}")
+    for argv in (["runners", "list"], ["events"]):
+        out, err = io.StringIO(), io.StringIO()
+        assert main(argv, out=out, err=err) == 1
+        assert (out.getvalue(), err.getvalue()) == (
+            "",
+            f"error: nothing answers at {LOCAL_STORE_URL}, make serve's store: start make serve, "
+            "or name a deployed table with --stack or --table\n",
+        )
+
+
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_the_operators_shell_never_changes_the_rules(store: RunnerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A shell left over from `make serve` with a tiny threshold: runner-b (silent 40 s) must not be judged by it.
+    monkeypatch.setenv("STALE_AFTER_SECONDS", "10")
+    monkeypatch.setenv("STALE_AFTER_BY_WORKER_GROUP", '{"etl": 5}')
+    _, out, _ = run("runners", "show", "runner-b")
+    assert "staleAfterSeconds  2700" in out.splitlines()
+    status, _, _ = run("runners", "sweep")
+    assert status == 0
+    assert [store.get_runner(f"runner-{x}").status for x in "abc"] == ["active", "active", "stale"]  # type: ignore[union-attr]
+
+
+def test_show_and_reset_print_the_threshold_the_deployment_runs_with(store: RunnerStore) -> None:
+    store.save_sweep_state(steady(config=Config(TABLE, stale_after_by_worker_group={"reports": 1200})))
+    _, out, _ = run("runners", "show", "runner-c")
+    assert "staleAfterSeconds  1200" in out.splitlines()
+    _, out, _ = run("runners", "reset", "runner-c")
+    assert "silent for more than 1200 s (its threshold)" in out
+
+
+def test_an_operators_clock_a_day_ahead_sweeps_on_the_services_time(store: RunnerStore) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(
+        ["runners", "sweep", "--table", TABLE, "--region", "us-east-1"], clock=lambda: NOW + 86_400, out=out, err=err
+    )
+    assert status == 0
+    assert err.getvalue() == "note: this machine's clock is 1d ahead of the service's; times here are the service's\n"
+    state = store.load_sweep_state()
+    assert state is not None
+    assert state.last_sweep_at == pytest.approx(NOW, abs=5)  # the state is not stamped a day ahead
+    # Only runner-c is stale by the service's time: a day ahead, every runner would have looked stale.
+    assert [store.get_runner(f"runner-{x}").status for x in "abc"] == ["active", "active", "stale"]  # type: ignore[union-attr]
+    _, out, _ = run("runners", "list", "--worker-group", "etl")
+    assert "40s ago" in out
+
+
+def test_dry_run_prints_who_would_be_flagged_and_why_and_changes_nothing(store: RunnerStore) -> None:
+    before = store.load_sweep_state()
+    status, out, _ = run("runners", "sweep", "--dry-run")
+    assert status == 0
+    assert out.splitlines() == [
+        "Dry run at 2026-11-24T12:00:00.000Z (the service's time), with the deployment's rules; nothing is changed",
+        "the fleet: normal (1 of 3 silent)",
+        "would flag  runner-c: silent since 2026-11-24T11:10:00.000Z (its last heartbeat), over its threshold of 2700 s",
+        "Would flag 1 of 3 active runners; 0 in grace; 1 stale events owed from earlier flags",
+    ]
+    assert store.get_runner("runner-c").status == "active"  # type: ignore[union-attr]
+    assert store.get_runner("runner-d").event_pending  # type: ignore[union-attr]
+    assert store.load_sweep_state() == before
+
+
+def test_dry_run_of_a_held_fleet_says_why_each_runner_is_in_grace(store: RunnerStore) -> None:
+    for name in ("runner-a", "runner-b"):
+        store.forget(name)
+    for i in range(4):
+        store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 2800 + i, RETENTION)
+    _, out, _ = run("runners", "sweep", "--dry-run")
+    lines = out.splitlines()
+    assert lines[1].startswith("the fleet: silent (5 of 5 silent: nobody heard since ")
+    assert lines[1].endswith("held: none of its runners is flagged")
+    assert "in grace    gone-0: last heard 2026-11-24T11:13:20.000Z; its silence counts from " in out
+    assert "(the grace of a hold: the fleet is held)" in out
+
+
+def test_retire_takes_a_runner_out_of_the_fleet_with_no_stale_event(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "retire", "runner-c", "--reason", "scaled in")
+    assert status == 0
+    assert out.startswith("Runner runner-c retired (by ")
+    runner = store.get_runner("runner-c")
+    assert runner is not None
+    assert (runner.status, runner.retire_reason, runner.event_pending) == ("retired", "scaled in", False)
+    _, out, _ = run("runners", "sweep")
+    assert "Examined 2 active runners" in out  # out of the census at once
+    assert store.get_runner("runner-c").status == "retired"  # type: ignore[union-attr]
+    # It beats again (an instance still shutting down): told to terminate, and it stays retired.
+    assert store.record_heartbeat(HeartbeatRequest("runner-c"), NOW + 60, RETENTION).status == "retired"
+    assert run("runners", "reset", "runner-c")[0] == 0
+    assert store.get_runner("runner-c").status == "active"  # type: ignore[union-attr]
+
+
+def test_retire_of_a_flagged_runner_drops_its_owed_event(store: RunnerStore) -> None:
+    assert run("runners", "retire", "runner-d")[0] == 0
+    runner = store.get_runner("runner-d")
+    assert (runner.status, runner.event_pending) == ("retired", False)  # type: ignore[union-attr]
+
+
+def test_before_the_sweepers_first_run_nothing_is_judged_by_guesswork(store: RunnerStore) -> None:
+    store.client.delete_item(TableName=TABLE, Key={"taskrunnerId": {"S": "\uffffsweeper-state"}})
+    _, out, _ = run("runners", "show", "runner-c")
+    assert "staleAfterSeconds  -" in out.splitlines()
+    assert "shownStatus        active" in out.splitlines()
+    assert run("runners", "sweep") == (
+        1,
+        "",
+        f"error: the sweeper has not recorded its settings in table '{TABLE}' yet (it does on every run): "
+        "wait for its first scheduled run\n",
+    )

@@ -10,8 +10,9 @@ import pytest
 from heartbeat.config import Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
+from heartbeat.plan import SweepState
 from heartbeat.runners import Status
-from heartbeat.store import RunnerStore, SweepState
+from heartbeat.store import RunnerStore
 from heartbeat.sweeper import SweepReport, lambda_handler, sweep
 from tests.conftest import TABLE
 from tests.support import FakeClock, LambdaContext, heartbeat_event
@@ -91,7 +92,7 @@ def test_stale_runner_gets_terminate_on_next_heartbeat_and_keeps_getting_it(
     assert sweep_through(store, config, clock, THRESHOLD) == 0
     clock.advance(1)
     report = sweep(store, config, clock.now)
-    assert (report.examined, report.stale, report.flagged, report.guard_tripped) == (1, 1, 1, False)
+    assert (report.examined, report.stale, report.flagged, report.held) == (1, 1, 1, [])
     assert status_of(store, "silent") == Status.STALE
     count_before = store.get_runner("silent").heartbeat_count  # type: ignore[union-attr]
     assert heartbeat_answer(dependencies, "silent") is True
@@ -129,7 +130,7 @@ def test_only_the_silent_runner_of_a_staggered_fleet_is_flagged(
 ) -> None:
     reports = sweep_fleet(store, config, clock, size=10, silent=1)
     assert sum(r.flagged for r in reports) == 1
-    assert not any(r.guard_tripped for r in reports)
+    assert not any(r.held for r in reports)
     assert [status_of(store, f"r-{i}") for i in range(10)] == ["stale"] + ["active"] * 9
 
 
@@ -160,25 +161,64 @@ def test_expired_records_are_not_examined(store: RunnerStore, config: Config, cl
     assert sweep(store, config, clock.now + 1).examined == 0
 
 
-def test_mass_staleness_guard_flags_none_when_most_of_a_staggered_fleet_goes_silent(
+@pytest.mark.parametrize("removed", [3, 6, 9])
+def test_a_fleet_that_shrinks_without_deregistering_flags_exactly_the_removed_runners_and_is_never_held(
+    store: RunnerStore, config: Config, clock: FakeClock, log_lines: Any, removed: int
+) -> None:
+    # A scale-in of 30%, 60% or 90%: the survivors beat on, which proves the heartbeat path works.
+    reports = sweep_fleet(store, config, clock, size=10, silent=removed)
+    assert sum(r.flagged for r in reports) == removed
+    assert not any(r.held for r in reports)
+    assert [status_of(store, f"r-{i}") for i in range(10)] == ["stale"] * removed + ["active"] * (10 - removed)
+    if removed > 5:
+        assert any(r.partial == ["fleet"] for r in reports)
+        assert any(line["message"].startswith("Most of a scope is silent") for line in log_lines())
+
+
+def test_a_survivor_that_dies_after_a_scale_in_is_flagged_within_threshold_and_two_sweeps(
+    store: RunnerStore, config: Config, clock: FakeClock
+) -> None:
+    sweep(store, config, clock.now)
+    start = clock.now
+    size, removed = 10, 6
+    died = start + 2 * PERIOD  # r-9 dies two periods after the scale-in
+    events = sorted(
+        [(start + i * PERIOD / size + k * PERIOD, f"r-{i}") for i in range(size) for k in range(12)]
+        + [(start + 17 + k * 300, "") for k in range(int(12 * PERIOD // 300))]
+    )
+    flagged_at: dict[str, float] = {}
+    last_beat: dict[str, float] = {}
+    for when, runner in events:
+        clock.now = when
+        if runner:
+            index = int(runner[2:])
+            if (index < removed and when >= start + PERIOD) or (runner == "r-9" and when >= died):
+                continue
+            beat(store, runner, when)
+            last_beat[runner] = when
+            continue
+        report = sweep(store, config, when)
+        assert not report.held
+        for i in range(size):
+            record = store.get_runner(f"r-{i}")
+            if f"r-{i}" not in flagged_at and record is not None and record.status == Status.STALE:
+                flagged_at[f"r-{i}"] = when
+    assert sorted(flagged_at) == [f"r-{i}" for i in range(removed)] + ["r-9"]
+    assert flagged_at["r-9"] - last_beat["r-9"] <= THRESHOLD + 2 * 300
+    assert all(flagged_at[f"r-{i}"] - last_beat[f"r-{i}"] <= THRESHOLD + 2 * 300 for i in range(removed))
+
+
+def test_a_fleet_that_goes_silent_whole_is_held_until_an_operator_overrides(
     store: RunnerStore, config: Config, clock: FakeClock, log_lines: Any
 ) -> None:
-    reports = sweep_fleet(store, config, clock, size=10, silent=6)  # more than half
+    reports = sweep_fleet(store, config, clock, size=10, silent=10)
     assert sum(r.flagged for r in reports) == 0
-    assert reports[-1].stale == 6
-    assert reports[-1].guard_tripped
-    assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
-    assert any(line["message"].startswith("Mass-staleness guard tripped") for line in log_lines())
+    assert reports[-1].stale == 10
+    assert reports[-1].held == ["fleet"]
+    assert any(line["message"].startswith("Sweep held") for line in log_lines())
     # The operator confirms they are gone.
     report = sweep(store, config, clock.advance(300), override_guard=True)
-    assert report.flagged == 6
-    assert [status_of(store, f"r-{i}") for i in range(10)] == ["stale"] * 6 + ["active"] * 4
-
-
-def test_mass_staleness_guard_allows_exactly_the_fraction(store: RunnerStore, config: Config, clock: FakeClock) -> None:
-    reports = sweep_fleet(store, config, clock, size=10, silent=5)
-    assert sum(r.flagged for r in reports) == 5
-    assert not any(r.guard_tripped for r in reports)
+    assert report.flagged == 10
 
 
 def test_whole_staggered_fleet_silent_as_in_our_outage_is_never_flagged(
@@ -188,8 +228,8 @@ def test_whole_staggered_fleet_silent_as_in_our_outage_is_never_flagged(
     assert sum(r.flagged for r in reports) == 0
     # The guard held before the first runner crossed its threshold.
     first_stale = next(i for i, r in enumerate(reports) if r.stale)
-    assert reports[first_stale].guard_tripped
-    assert all(r.guard_tripped for r in reports[first_stale:])
+    assert reports[first_stale].held == ["fleet"]
+    assert all(r.held == ["fleet"] for r in reports[first_stale:])
 
 
 def test_fleet_back_from_our_outage_gets_a_full_threshold_to_beat_again(
@@ -206,11 +246,11 @@ def test_fleet_back_from_our_outage_gets_a_full_threshold_to_beat_again(
 
 def test_resets_during_our_outage_do_not_let_the_guard_go(store: RunnerStore, config: Config, clock: FakeClock) -> None:
     reports = sweep_fleet(store, config, clock, size=10, silent=10, seconds=THRESHOLD)
-    assert reports[-1].guard_tripped
+    assert reports[-1].held == ["fleet"]
     for i in range(6):  # an operator resets most of the fleet while the path is still down
         store.reset(f"r-{i}", now=clock.now)
     assert sweep_through(store, config, clock, 2 * THRESHOLD) == 0
-    assert sweep(store, config, clock.now).guard_tripped
+    assert sweep(store, config, clock.now).held == ["fleet"]
     assert all(status_of(store, f"r-{i}") == Status.ACTIVE for i in range(10))
 
 
@@ -277,7 +317,7 @@ def test_after_a_sweeper_outage_every_runner_gets_a_full_threshold_of_grace(
     sweep(store, config, start)
     clock.advance(3 * THRESHOLD)  # the sweeper did not run for three thresholds
     resumed = sweep(store, config, clock.now)
-    assert (resumed.stale, resumed.flagged, resumed.watching_since) == (0, 0, clock.now)
+    assert (resumed.stale, resumed.in_grace, resumed.flagged, resumed.watching_since) == (1, 1, 0, clock.now)
     assert sweep_through(store, config, clock, THRESHOLD) == 0  # grace runs to exactly one threshold
     clock.advance(1)
     assert sweep(store, config, clock.now).flagged == 1
@@ -286,7 +326,7 @@ def test_after_a_sweeper_outage_every_runner_gets_a_full_threshold_of_grace(
 def test_first_sweep_ever_flags_nobody(store: RunnerStore, config: Config, clock: FakeClock) -> None:
     beat(store, "old", clock.now - 10 * THRESHOLD)
     report = sweep(store, config, clock.now)
-    assert (report.stale, report.flagged) == (0, 0)
+    assert (report.stale, report.in_grace, report.flagged) == (1, 1, 0)
 
 
 def test_sweeper_state_item_is_invisible_to_the_scan(store: RunnerStore, config: Config, clock: FakeClock) -> None:
@@ -299,6 +339,8 @@ def test_lambda_handler_reports_and_counts_metrics(
 ) -> None:
     monkeypatch.setenv("TABLE_NAME", TABLE)
     result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper"))  # type: ignore[arg-type]
-    assert (result["examined"], result["flagged"], result["guard_tripped"]) == (0, 0, False)
+    assert (result["examined"], result["flagged"], result["held"]) == (0, 0, [])
     [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
-    assert (emf["RunnersFlagged"], emf["SweepGuardTripped"], emf["SweepsCompleted"]) == ([0.0], [0.0], [1.0])
+    assert (emf["RunnersFlagged"], emf["ScopesHeld"], emf["ShortThresholds"], emf["SweepsCompleted"]) == (
+        [0.0], [0.0], [0.0], [1.0],
+    )  # fmt: skip

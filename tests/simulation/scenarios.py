@@ -22,8 +22,6 @@ def _per_group(scenario: Scenario) -> Scenario:
             "groups": FAST,
             "stale_after_by_worker_group": FAST_THRESHOLDS,
             "die_group": (scenario.die_group[0], "fast") if scenario.die_group else None,
-            # a group with its own threshold is judged alone: dying whole, it is held until an override
-            "held_by_design": scenario.die_group is not None,
         }
     )
 
@@ -59,8 +57,48 @@ PER_GROUP = [
     _per_group(REAL_DEATHS[2]),
     _per_group(REAL_DEATHS[3]),
 ]
-ALL = [*OUR_OUTAGES, BROWNOUT, *REAL_DEATHS, *PER_GROUP]
-SIZES = (10, 100)  # N = 10,000 plays LARGE (SIMULATE_SIZES=10000, README, make simulate)
+AFTER = ((600, "10 min"), (HOUR, "1 h"), (6 * HOUR, "6 h"))
+# A scale-in with no deregistration: the removed runners just stop; then 10% of the survivors die.
+SCALE_INS = [
+    *(
+        Scenario(
+            f"scale-in {share:.0%} at once, survivors die {label} after",
+            scale_in=((0, share),), die_survivors=(after, 0.1), tail_thresholds=2,
+        )
+        for share in (0.3, 0.51, 0.6, 0.9)
+        for after, label in AFTER
+    ),
+    *(
+        Scenario(
+            f"scale-in 10% an hour for 6 h, survivors die {label} after it began",
+            scale_in=tuple((k * HOUR, 0.1) for k in range(6)), die_survivors=(after, 0.1), tail_thresholds=2,
+        )
+        for after, label in AFTER
+    ),
+]  # fmt: skip
+RETIRED = Scenario(
+    "scale-in 60% retired by EC2 signals, survivors die 1 h after",
+    scale_in=((0, 0.6),),
+    retire_by_signal=True,
+    die_survivors=(HOUR, 0.1),
+    tail_thresholds=2,
+)
+
+
+def _slow(minutes: int) -> Scenario:
+    groups = tuple(Group(g.name, g.share, period=minutes * 60.0) for g in Scenario("").groups)
+    return Scenario(f"{minutes}-minute beats (threshold 45 min), 20% die", groups=groups, die_share=(2 * HOUR, 0.2))
+
+
+SLOW_BEATS = [_slow(25), _slow(30), _slow(40)]
+ZONE_CUT = Scenario("one zone of three (34%) cut off from the path 1 h", cut_off=(Window(0, HOUR), 0.34))
+CLOCKS = [
+    Scenario("20% die; an operator sweeps from a clock 1 day ahead", die_share=(0, 0.2), operator_sweep=(600, 86_400)),
+    Scenario("20% die; a sweep state stamped 1 day ahead", die_share=(0, 0.2), state_stamped_ahead=(300, 86_400)),
+]
+GONE_VS_SILENT = [*SCALE_INS, RETIRED, *SLOW_BEATS, ZONE_CUT, *CLOCKS]
+ALL = [*OUR_OUTAGES, BROWNOUT, *REAL_DEATHS, *PER_GROUP, *GONE_VS_SILENT]
+SIZES = (10, 100)  # N = 10,000 plays LARGE (SIMULATE_SIZES=10000, docs/reliability.md, make simulate)
 
 
 def _named(*names: str) -> list[Scenario]:

@@ -12,9 +12,10 @@ def test_cost_doc_is_what_make_cost_generates_from_the_committed_figures() -> No
     assert cost.DOC.read_text() == expected, "docs/cost.md is stale: run `make cost` (after `make bench`)"
 
 
-def test_readme_cost_table_is_what_make_cost_generates() -> None:
-    readme = cost.README.read_text()
-    assert readme == cost.readme_with_table(readme, cost.load_figures()), "README's cost table is stale: make cost"
+def test_the_performance_pages_cost_table_is_what_make_cost_generates() -> None:
+    page = cost.TABLE_PAGE.read_text()
+    stale = f"{cost.TABLE_PAGE}'s cost table is stale: make cost"
+    assert page == cost.page_with_table(page, cost.load_figures()), stale
 
 
 def test_rest_request_tiers_add_up_across_tier_boundaries() -> None:

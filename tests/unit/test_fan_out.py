@@ -14,7 +14,15 @@ ODD = "tab\there \u00e9\u20ac \ufffd \ud800 end"  # a tab, multi-byte characters
 
 
 def order(taskrunner_id: str, i: int = 0) -> FlagOrder:
-    return FlagOrder(taskrunner_id, 1_795_518_000.0 + i, 2700, 1_795_521_600.0, f"host-{i}", None if i % 2 else "etl")
+    return FlagOrder(
+        taskrunner_id,
+        1_795_518_000.0 + i,
+        2700,
+        1_795_521_600.0,
+        1_795_518_900.0,
+        f"host-{i}",
+        None if i % 2 else "etl",
+    )
 
 
 def test_a_spool_gives_back_every_row_in_order_past_its_memory_bound() -> None:

@@ -5,11 +5,12 @@ concerns lives in a module of its own:
 
 - ``table``: the table and its client, and how failures map to StoreError;
 - ``items``: the runner item codec and its keys (long ids, the store's reserved items);
-- ``heartbeats``: the heartbeat upsert;
+- ``heartbeats``: the heartbeat upsert, and binding runners to access keys;
+- ``keys``: the keys table (the access keys the service issued, and their runner counts);
 - ``scan``: the sweeper's parallel scan, and the operator's listing;
 - ``flags``: stale flags and their owed events;
-- ``operator``: an operator's terminate, reset and forget;
-- ``sweep_state``: the sweeper's memory between runs;
+- ``operator``: an operator's terminate, retire, reset and forget;
+- ``sweep_state``: the sweeper's memory between runs, and DynamoDB's clock;
 - ``lease``: the sweep lease, so that two sweeps never run at once.
 
 A heartbeat needs only ``table``, ``items`` and ``heartbeats``: the sweeper's and the operator's
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from heartbeat.access_keys import AccessKey
 from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner
@@ -32,20 +34,21 @@ from heartbeat.store.table import StoreError, Table, UnknownRunner
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+    from heartbeat.plan import SweepState
+    from heartbeat.store.keys import KeyCensus
     from heartbeat.store.scan import SweepCandidate
-    from heartbeat.store.sweep_state import SweepState
 
 __all__ = ["RunnerStore", "StoreError", "SweepCandidate", "SweepState", "UnknownRunner"]
 
 
 def __getattr__(name: str) -> object:
-    """SweepCandidate and SweepState, imported with the sweeper's modules when first asked for."""
+    """SweepCandidate and SweepState (plan.py), imported with the sweeper's modules when first asked for."""
     if name == "SweepCandidate":
         from heartbeat.store.scan import SweepCandidate
 
         return SweepCandidate
     if name == "SweepState":
-        from heartbeat.store.sweep_state import SweepState
+        from heartbeat.plan import SweepState
 
         return SweepState
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -57,18 +60,31 @@ class RunnerStore:
     scan_segments: int = SCAN_SEGMENTS  # the sweeper's scan: segments read at once
     scan_page_limit: int | None = None  # items per Scan page, for tests; None: DynamoDB's 1 MB pages
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, keys_table_name: str | None = None
+    ) -> None:
         if client is None:
             import boto3
 
             client = boto3.client("dynamodb", config=CLIENT_CONFIG)
         self.table_name = table_name
         self.client = client
+        self.keys_table_name = keys_table_name
         self._table = Table(table_name, client)
 
-    def record_heartbeat(self, request: HeartbeatRequest, now: float, retention_seconds: int) -> Runner:
-        """Upsert the runner's record for a heartbeat received at now, and return it (heartbeats.record_heartbeat)."""
-        return heartbeats.record_heartbeat(self._table, request, now, retention_seconds)
+    def record_heartbeat(
+        self, request: HeartbeatRequest, now: float, retention_seconds: int, key: AccessKey | None = None
+    ) -> Runner:
+        """Upsert the runner's record for a heartbeat received at now, and return it (heartbeats.record_heartbeat).
+
+        With the key that signed it, the runner must be that key's (or become it, within its cap).
+        """
+        signer = None
+        if key is not None:
+            if not self.keys_table_name:
+                raise StoreError("a signed heartbeat needs the keys table to count its key's runners")
+            signer = heartbeats.Signer(key, self.keys_table_name)
+        return heartbeats.record_heartbeat(self._table, request, now, retention_seconds, signer)
 
     def get_runner(self, taskrunner_id: str) -> Runner | None:
         """The runner's record as stored, expired or not; None when there is none."""
@@ -79,11 +95,30 @@ class RunnerStore:
         item = self._table.request("get_item", Key=where.key, ConsistentRead=True).get("Item")
         return to_runner(item) if item and item_taskrunner_id(item) == taskrunner_id else None
 
-    def sweep_candidates(self, now: float) -> Iterator[SweepCandidate]:
-        """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed)."""
+    def sweep_candidates(self, now: float, census: KeyCensus | None = None) -> Iterator[SweepCandidate]:
+        """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed).
+
+        With a census (begin_key_census), the scan also counts each key's live runners.
+        """
         from heartbeat.store import scan
 
-        return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit)
+        return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit, census)
+
+    def begin_key_census(self) -> KeyCensus | None:
+        """Before a sweep's scan: each key's registrations so far (None without a keys table)."""
+        from heartbeat.store.keys import KeyCensus, KeyTable
+
+        if not self.keys_table_name:
+            return None
+        return KeyCensus(KeyTable(self.keys_table_name, self.client).registrations())
+
+    def record_key_census(self, census: KeyCensus) -> None:
+        """After the scan: each key's runner count and last heartbeat, as counted (store.keys: Counting runners)."""
+        from heartbeat.store.keys import KeyTable
+
+        keys = KeyTable(self.keys_table_name or "", self.client)
+        for access_key_id, before in census.registrations_before.items():
+            keys.recount(access_key_id, census.live[access_key_id], before, census.last_seen.get(access_key_id))
 
     def runners(self) -> Iterator[Runner]:
         """Every runner record, page by page (never the whole table in memory)."""
@@ -109,17 +144,31 @@ class RunnerStore:
 
         return operator.request_terminate(self._table, taskrunner_id, by=by, reason=reason, now=now)
 
+    def retire(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
+        """The runner left the fleet on purpose: never flagged, no stale event; sticky (operator.retire)."""
+        from heartbeat.store import operator
+
+        return operator.retire(self._table, taskrunner_id, by=by, reason=reason, now=now)
+
     def reset(self, taskrunner_id: str, now: float) -> Runner:
-        """Clear a stale or terminate flag; the runner's silence counts from now at the earliest."""
+        """Clear a stale, terminate or retired status; the runner's silence counts from now at the earliest."""
         from heartbeat.store import operator
 
         return operator.reset(self._table, taskrunner_id, now)
 
     def forget(self, taskrunner_id: str) -> None:
-        """Delete the runner's record."""
+        """Delete the runner's record (and take it off its key's count)."""
         from heartbeat.store import operator
 
-        operator.forget(self._table, taskrunner_id)
+        operator.forget(self._table, taskrunner_id, self.keys_table_name)
+
+    def rebind(self, taskrunner_id: str, key: AccessKey, now: float) -> Runner:
+        """Move a live runner to another key, within that key's scope and cap (operator.RebindRefused otherwise)."""
+        from heartbeat.store import operator
+
+        if not self.keys_table_name:
+            raise StoreError("rebinding a runner needs the keys table")
+        return operator.rebind(self._table, self.keys_table_name, taskrunner_id, key, now)
 
     def load_sweep_state(self) -> SweepState | None:
         """The sweeper's state after its last completed run, if any."""
@@ -132,6 +181,12 @@ class RunnerStore:
         from heartbeat.store import sweep_state
 
         return sweep_state.save_sweep_state(self._table, state)
+
+    def service_time(self) -> float:
+        """The service's time: DynamoDB's clock, from its answer's Date header (sweep_state.service_time)."""
+        from heartbeat.store import sweep_state
+
+        return sweep_state.service_time(self._table)
 
     def acquire_lease(self, holder: str, now: float, until: float) -> float | None:
         """Take the sweep lease until `until`; if another sweep holds it past now, return when its lease ends."""

@@ -12,7 +12,8 @@ from heartbeat.store.table import ConditionFailed, Table
 def flag_stale(table: Table, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
     """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race.
 
-    Returns whether this call flagged it.
+    last_seen_before is the plan's cutoff (plan.Judgement.cutoff); a retire or terminate that lands
+    first wins too (the runner is no longer active). Returns whether this call flagged it.
     """
     where = address(taskrunner_id)
     try:

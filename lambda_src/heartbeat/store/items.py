@@ -2,8 +2,9 @@
 
 Item per runner, partition key ``taskrunnerId``: ``status``, ``firstSeen``/``lastSeen``
 (epoch seconds, millisecond precision), ``heartbeatCount``, ``hostname``, ``workerGroup``,
-``expiresAt`` (the TTL attribute, whole epoch seconds) and ``requestToken`` (the last heartbeat
-write's, see heartbeats.record_heartbeat). The store keeps items of its own (the sweeper's state)
+``expiresAt`` (the TTL attribute, whole epoch seconds), ``requestToken`` (the last heartbeat
+write's, see heartbeats.record_heartbeat) and, with authentication on, ``keyId`` (the access key
+the runner is bound to). The store keeps items of its own (the sweeper's state)
 under keys that start with U+FFFF, a character no valid taskrunnerId can contain.
 
 Keys: a taskrunnerId of up to 2,048 UTF-8 bytes (DynamoDB's partition-key limit) is its own key.
@@ -33,6 +34,7 @@ LONG_ID_KEY_PREFIX = RESERVED_KEY_START + "sha256:"
 MAX_KEY_BYTES = 2048  # DynamoDB's limit on a partition key value, in UTF-8 bytes
 FULL_ID_ATTRIBUTE = "fullTaskrunnerId"  # the id itself, in an item keyed by its digest
 TOKEN_ATTRIBUTE = "requestToken"  # noqa: S105 - an attribute name, not a secret
+KEY_ATTRIBUTE = "keyId"  # the access key a runner is bound to (see access_keys)
 
 
 def number(value: float) -> AttributeValueTypeDef:
@@ -107,6 +109,8 @@ def to_item(runner: Runner) -> dict[str, AttributeValueTypeDef]:
         item["hostname"] = {"S": runner.hostname}
     if runner.worker_group is not None:
         item["workerGroup"] = {"S": runner.worker_group}
+    if runner.key_id is not None:
+        item[KEY_ATTRIBUTE] = {"S": runner.key_id}
     return item
 
 
@@ -127,4 +131,8 @@ def to_runner(item: dict[str, Any]) -> Runner:
         terminate_requested_by=item.get("terminateRequestedBy", {}).get("S"),
         terminate_reason=item.get("terminateReason", {}).get("S"),
         reset_at=optional_number(item, "resetAt"),
+        retired_at=optional_number(item, "retiredAt"),
+        retired_by=item.get("retiredBy", {}).get("S"),
+        retire_reason=item.get("retireReason", {}).get("S"),
+        key_id=item.get(KEY_ATTRIBUTE, {}).get("S"),
     )

@@ -16,7 +16,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from heartbeat.clients import SCAN_SEGMENTS
 from heartbeat.runners import Runner, Status
-from heartbeat.store.items import FULL_ID_ATTRIBUTE, TTL_ATTRIBUTE, is_runner_item, number, taskrunner_id, to_runner
+from heartbeat.store.items import (
+    FULL_ID_ATTRIBUTE,
+    KEY_ATTRIBUTE,
+    TTL_ATTRIBUTE,
+    is_runner_item,
+    number,
+    taskrunner_id,
+    to_runner,
+)
+from heartbeat.store.keys import KeyCensus
 from heartbeat.store.table import Table, raise_store_error
 
 
@@ -32,23 +41,46 @@ class SweepCandidate:
     stale_at: float | None = None
     event_pending: bool = False
     reset_at: float | None = None  # an operator's last reset: silence counts from then at the earliest
+    first_seen: float | None = None  # with heartbeat_count: the runner's beat period (plan.typical_period)
+    heartbeat_count: int | None = None
 
 
 def sweep_candidates(
-    table: Table, now: float, segments: int = SCAN_SEGMENTS, page_limit: int | None = None
+    table: Table,
+    now: float,
+    segments: int = SCAN_SEGMENTS,
+    page_limit: int | None = None,
+    census: KeyCensus | None = None,
 ) -> Iterator[SweepCandidate]:
-    """Every active, unexpired runner, and every flagged runner whose stale event is still owed."""
+    """Every active, unexpired runner, and every flagged runner whose stale event is still owed.
+
+    With a census, the same scan also counts each key's live runners (flagged ones included) in it.
+    """
+    candidate = f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)"
+    projection = (
+        f"taskrunnerId, {FULL_ID_ATTRIBUTE}, #status, lastSeen, workerGroup, hostname, staleAt, eventPending, resetAt, "
+        "firstSeen, heartbeatCount"
+    )
+    if census is not None:
+        candidate += f" OR (attribute_exists({KEY_ATTRIBUTE}) AND {TTL_ATTRIBUTE} > :now)"
+        projection += f", {KEY_ATTRIBUTE}, {TTL_ATTRIBUTE}"
     items = _parallel_scan(
         table,
         segments,
         page_limit,
-        ProjectionExpression=f"taskrunnerId, {FULL_ID_ATTRIBUTE}, #status, lastSeen, workerGroup, hostname, "
-        "staleAt, eventPending, resetAt",
-        FilterExpression=f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)",
+        ProjectionExpression=projection,
+        FilterExpression=candidate,
         ExpressionAttributeNames={"#status": "status"},
         ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": number(now)},
     )
     for item in items:
+        if census is not None:
+            live = float(item[TTL_ATTRIBUTE]["N"]) > now
+            # A retired runner has left the fleet: it frees its key's slot at this census, as an expired one does.
+            if KEY_ATTRIBUTE in item and live and item["status"]["S"] != Status.RETIRED.value:
+                census.saw(item[KEY_ATTRIBUTE]["S"], float(item["lastSeen"]["N"]))
+            if not (("eventPending" in item) or (live and item["status"]["S"] == Status.ACTIVE.value)):
+                continue  # counted, and nothing for the sweeper to judge
         yield SweepCandidate(
             taskrunner_id=taskrunner_id(item),
             status=item["status"]["S"],
@@ -58,6 +90,8 @@ def sweep_candidates(
             stale_at=float(item["staleAt"]["N"]) if "staleAt" in item else None,
             event_pending="eventPending" in item,
             reset_at=float(item["resetAt"]["N"]) if "resetAt" in item else None,
+            first_seen=float(item["firstSeen"]["N"]) if "firstSeen" in item else None,
+            heartbeat_count=int(item["heartbeatCount"]["N"]) if "heartbeatCount" in item else None,
         )
 
 

@@ -26,6 +26,34 @@ class ConditionFailed(Exception):
         self.item = item
 
 
+class TransactionFailed(Exception):
+    """A transaction was cancelled; reasons holds one entry per item ({"Code": ..., "Item": ...})."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__("transaction cancelled: " + ", ".join(str(r.get("Code")) for r in reasons))
+        self.reasons = reasons
+
+    def failed(self, index: int) -> dict[str, Any] | None:
+        """The item's reason if its condition failed (with the item as it was, when asked for), else None."""
+        reason = self.reasons[index] if index < len(self.reasons) else {}
+        return reason if reason.get("Code") == "ConditionalCheckFailed" else None
+
+
+def transact(client: DynamoDBClient, items: list[dict[str, Any]], token: str) -> None:
+    """One TransactWriteItems call, idempotent for token (a resend after a lost response is answered as done).
+
+    TransactionFailed when a condition failed or the transaction met another; StoreError otherwise.
+    """
+    try:
+        client.transact_write_items(TransactItems=items, ClientRequestToken=token)  # type: ignore[arg-type]
+    except ClientError as error:
+        if error_code(error) == "TransactionCanceledException":
+            raise TransactionFailed(list(error.response.get("CancellationReasons", []))) from None  # type: ignore[arg-type]
+        raise StoreError(f"transact_write_items failed: {error_code(error)}") from error
+    except BotoCoreError as error:
+        raise StoreError(f"transact_write_items failed: {type(error).__name__}") from error
+
+
 class Table:
     """A table name and the client that reaches it."""
 
