@@ -59,6 +59,15 @@ ASSUMPTIONS = {
         "tableEncryption=customer-managed adds one",
     ),
     "sweeper_log_bytes": (1200, "one EMF line and one summary line per sweep"),
+    "work_queue_polls_a_month": (
+        657_000,
+        "Lambda's SQS event source mapping long-polls the empty work queue: about 5 pollers, 20 s a poll",
+    ),
+    "flag_cpu_ms": (
+        1.6,
+        "CPU of one whole flag (its write, its share of a PutEvents, the clear of its debt), make bench section 7 "
+        "at 8-32 writers; a worker at 1,769 MB is CPU-bound, so its billed time is about its CPU",
+    ),
     "provisioned_utilization": (0.70, "-c billing=provisioned: auto scaling's target utilization"),
     "provisioned_minimum_units": (5, "-c billing=provisioned: the least capacity auto scaling keeps"),
     "sampled_share_rest": (0.001, "-c traceSampling=0.001 on a REST API: one heartbeat in a thousand traced"),
@@ -200,6 +209,7 @@ def month(figures: dict[str, Any], front_door: str, runners: int, options: Optio
             f"{sweep_seconds:,.1f} s a sweep",
         )
     )
+    lines.append(lease_and_queue())
     log_shape = "alb" if front_door == "alb" else "rest"
     log_gb = (heartbeats * figures["log_bytes_per_heartbeat"][log_shape]) / 1e9
     log_gb += SWEEPS_A_MONTH * assumption("sweeper_log_bytes") / 1e9
@@ -217,6 +227,18 @@ def month(figures: dict[str, Any], front_door: str, runners: int, options: Optio
     keys = assumption("kms_keys")
     lines.append(Line("KMS keys", keys * p.KMS_KEY_MONTH, f"{keys:.0f} keys"))
     return lines
+
+
+def lease_and_queue() -> Line:
+    """Each sweep takes and gives back its lease (two writes) and reads the work queue's depth once; the workers'
+    event source mapping polls the empty queue. The sweep's reads are the scan's alone, as before."""
+    lease_writes = 2 * SWEEPS_A_MONTH
+    queue_requests = SWEEPS_A_MONTH + assumption("work_queue_polls_a_month")
+    return Line(
+        "Sweep lease + work queue",
+        lease_writes / 1e6 * p.DYNAMODB_WRITE_MILLION + queue_requests / 1e6 * p.SQS_REQUEST_MILLION,
+        f"{queue_requests / 1e3:,.0f}k SQS requests",
+    )
 
 
 def total(figures: dict[str, Any], front_door: str, runners: int, options: Options = DEFAULT) -> float:
@@ -289,6 +311,7 @@ def render(figures: dict[str, Any]) -> str:
         w("")
     _options(figures, w)
     _sweeper_design(figures, w)
+    _mass_death(w)
     _inputs(figures, w)
     _assumptions(figures, w)
     _prices(w)
@@ -307,6 +330,34 @@ def _sweeper_design(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     w("bucket written with each heartbeat, would add a write unit (or a share of one) to every heartbeat:")
     w(f"another {money(writes)} a month for an index, far more than the scan. Both sides grow with the")
     w("fleet, so the ratio holds at every size; it grows only with a shorter sweep interval or larger items.")
+    w("")
+
+
+def mass_death_dollars(flags: int) -> dict[str, float]:
+    """What flagging this many runners at once costs, once, beyond the steady month (docs/performance.md)."""
+    messages = math.ceil(flags / 1000)  # a work message names up to 1,000 runners (heartbeat.fan_out)
+    gb_seconds = flags * assumption("flag_cpu_ms") / 1000 * assumption("lambda_vcpu_at_1769_mb") / 1024
+    return {
+        "DynamoDB writes (the flag, the clear of its debt)": 2 * flags / 1e6 * p.DYNAMODB_WRITE_MILLION,
+        "EventBridge stale events": flags / 1e6 * p.EVENTBRIDGE_EVENT_MILLION,
+        "Workers' Lambda time": gb_seconds * p.LAMBDA_GB_SECOND + messages / 1e6 * p.LAMBDA_REQUEST_MILLION,
+        "SQS work messages (send, receive, delete)": 3 * messages / 1e6 * p.SQS_REQUEST_MILLION,
+    }
+
+
+def _mass_death(w: Callable[[str], None]) -> None:
+    w("## A mass death, once")
+    w("")
+    w("Runners dying at once cost, beyond the month above, what flagging them takes: two write units a")
+    w("flag, one stale event, and the workers' time; the sweep's own scan is the same as any sweep's.")
+    w("")
+    w("| Part | 100,000 flags | 1,000,000 flags | 10,000,000 flags |")
+    w("|---|---|---|---|")
+    sizes = (100_000, 1_000_000, 10_000_000)
+    parts = {n: mass_death_dollars(n) for n in sizes}
+    for part in parts[sizes[0]]:
+        w(f"| {part} | " + " | ".join(money(parts[n][part]) for n in sizes) + " |")
+    w("| **Total** | " + " | ".join(f"**{money(sum(parts[n].values()))}**" for n in sizes) + " |")
     w("")
 
 
@@ -401,8 +452,8 @@ def _assumptions(figures: dict[str, Any], w: Callable[[str], None]) -> None:
     w("| CloudWatch Logs bytes | +26 B an event | the per-event size CloudWatch Logs counts, to err high |")
     w("")
     w("Left out, each under a cent per million heartbeats or off by default: CloudWatch Logs storage after")
-    w("ingestion, X-Ray trace retrieval, the one write unit and one EventBridge event ($1 per million) per")
-    w("runner flagged stale, the rare lines and metrics of new runners, terminate answers and refusals, KMS")
+    w("ingestion, X-Ray trace retrieval, the flags of runners that die (priced above, once), the rare lines")
+    w("and metrics of new runners, terminate answers and refusals, KMS")
     w("requests, and the ALB's access logs (off unless `-c albAccessLogBucket=...`; they go to S3, not")
     w("CloudWatch Logs: about 700 B a heartbeat before compression). Left out too, though not small: a regional")
     w("API's answers to runners outside AWS leave at internet data-transfer rates (at 1,000,000 runners about")

@@ -62,6 +62,10 @@ ALARM_MONTH = 0.10
 DASHBOARD_MONTH = 3.00
 # X-Ray: per million traces recorded. aws.amazon.com/xray/pricing/
 XRAY_TRACE_MILLION = 5.00
+# EventBridge: per million custom events put (each 64 KB chunk of an entry counts). aws.amazon.com/eventbridge/pricing/
+EVENTBRIDGE_EVENT_MILLION = 1.00
+# SQS: per million standard-queue requests (each 64 KB chunk counts). aws.amazon.com/sqs/pricing/
+SQS_REQUEST_MILLION = 0.40
 
 # Which prices were read again in a stored copy of AWS's page for this table (November 2026), and which
 # are carried as the table had them: AWS's pricing pages fill their figures in by script, so most stored
