@@ -82,11 +82,13 @@ def run_store(port: int, table_name: str) -> int:
 def run_sweeper(interval: float) -> int:
     """Run the sweeper's own Lambda handler at start and every interval; a line a sweep that flagged, held or published.
 
-    The first run records the rules it judges with, so heartbeat-ops judges alike from the start. As in
-    the stack, a sweep's deadline is its interval (its Lambda timeout less the reserve), or
-    SWEEP_BUDGET_SECONDS when that is shorter; the flags it did not reach are the next sweep's.
+    The first run records the rules it judges with, so heartbeat-ops judges alike from the start.
+    An interval of 0 (the sweeper turned off) runs that first one only. As in the stack, a sweep's
+    deadline is its interval (its Lambda timeout less the reserve), or SWEEP_BUDGET_SECONDS when that
+    is shorter; the flags it did not reach are the next sweep's.
     """
     os.environ["SWEEP_INTERVAL_SECONDS"] = repr(interval)  # the sweeper judges gaps in its watch by its schedule
+    from heartbeat.config import DEFAULT_SWEEP_INTERVAL_SECONDS
     from heartbeat.observability import logger, metrics
     from heartbeat.sweeper import RESERVE_SECONDS, lambda_handler
     from heartbeat_local.console import SweepConsole, sweep_line, use_console_lines
@@ -98,9 +100,9 @@ def run_sweeper(interval: float) -> int:
     console = SweepConsole()  # the per-runner and per-sweep records become one line a sweep
     logger.addFilter(console)
     logger.setLevel(logging.INFO)
-    invocation_ms = round((interval + RESERVE_SECONDS) * 1000)
+    invocation_ms = round(((interval or DEFAULT_SWEEP_INTERVAL_SECONDS) + RESERVE_SECONDS) * 1000)
     first = True
-    while first or not stop.wait(interval):
+    while first or (interval > 0 and not stop.wait(interval)):
         first = False
         context = LocalLambdaContext(function_name="sweeper-local", remaining_ms=invocation_ms)
         try:
@@ -116,6 +118,7 @@ def run_sweeper(interval: float) -> int:
         line = sweep_line(report, flagged)
         if line is not None:
             print(line, file=sys.stderr, flush=True)
+    stop.wait()
     return 0
 
 
