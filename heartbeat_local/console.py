@@ -105,7 +105,7 @@ def sweep_line(report: Mapping[str, Any], flagged: Sequence[str]) -> str | None:
                 "heartbeat-ops runners sweep --override-guard)"
             )
         parts.append(held_line)
-    if report.get("left"):
+    if report.get("left") and not report.get("workers_busy"):
         parts.append(f"{report['left']} runners past their threshold left for the next sweep (its deadline passed)")
     if report.get("events_published") or report.get("events_owed"):
         parts.append(

@@ -68,6 +68,17 @@ def test_a_sweep_names_the_runners_it_flagged_and_counts_past_ten() -> None:
     )
 
 
+def test_a_sweep_cut_short_by_its_deadline_says_how_many_it_left() -> None:
+    flagged = [f"r-{n}" for n in range(3)]
+    line = sweep_line({**REPORT, "left": 397, "events_published": 3}, flagged)
+    assert line == (
+        "Sweep: flagged 3 runners stale: r-0, r-1, r-2 (next heartbeat answers terminate: true); "
+        "397 runners past their threshold left for the next sweep (its deadline passed); "
+        "3 stale events published, 0 owed (read them: heartbeat-ops events)"
+    )
+    assert sweep_line({**REPORT, "left": 20, "workers_busy": True}, []) is None  # the workers have them
+
+
 def test_a_held_worker_group_is_named_with_the_way_out() -> None:
     report = {
         **REPORT,
