@@ -163,7 +163,7 @@ def sweep(
             )  # fmt: skip
             plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
             _log_plan(plan, override_guard)
-            judged = _Judged(plan, candidates)
+            judged = _Judged(plan, candidates, deadline)
             written = _write(store, events, deadline=deadline, work_queue=work_queue, judged=judged, owed=owed)
             return _finish(store, plan, census=census, keys=keys, judged=judged, written=written, clock=clock)
     finally:
@@ -180,14 +180,20 @@ def inline_capacity(deadline: Deadline) -> float:
     return deadline.remaining() * INLINE_FLAGS_PER_SECOND
 
 
+# A sweep judging runners it does not flag (a held fleet: all in grace) reads its deadline once per this many.
+JUDGE_DEADLINE_EVERY = 1000
+
+
 class _Judged:
     """The spooled runners judged by the plan one at a time, as they are taken: the flags to write.
 
-    Lazy, so a sweep past its deadline judges no more than it writes or sends.
+    Lazy, so a sweep past its deadline judges no more than it writes or sends; and it stops at the
+    deadline even while it judges runners it does not flag (a held fleet of millions, all in grace),
+    so that the sweep still ends in time and saves its state.
     """
 
-    def __init__(self, plan: SweepPlan, candidates: Spool) -> None:
-        self._plan, self._rows = plan, candidates
+    def __init__(self, plan: SweepPlan, candidates: Spool, deadline: Deadline) -> None:
+        self._plan, self._rows, self._deadline = plan, candidates, deadline
         self.judged = self.in_grace = self.ordered = 0
 
     @property
@@ -197,6 +203,8 @@ class _Judged:
 
     def __iter__(self) -> Iterator[FlagOrder]:
         for row in self._rows:
+            if self.judged and self.judged % JUDGE_DEADLINE_EVERY == 0 and self._deadline.passed():
+                return
             candidate = _from_candidate_row(row)
             judgement = self._plan.judge(candidate)
             self.judged += 1

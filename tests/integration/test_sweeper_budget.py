@@ -120,6 +120,20 @@ def test_a_sweep_whose_deadline_passed_before_any_flag_still_saves_its_state(aws
         assert report.watching_since == NOW - 86_400
 
 
+def test_a_sweep_judging_only_runners_in_grace_still_stops_at_its_deadline_and_saves_its_state(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweeper was down longer than the threshold: a new watch starts, and all 60 runners, silent past their
+    # threshold by now, are in grace. Judging them flags nothing, yet it must not run past the deadline.
+    store = aws["store"]
+    monkeypatch.setattr(sweeper, "JUDGE_DEADLINE_EVERY", 1)
+    report = sweep(store, Config(TABLE), NOW + 3000, aws["publisher"], deadline=deadline_for_flags(10))
+    assert (report.flagged, report.stale, report.state_saved) == (0, LIVE + DEAD, True)
+    assert 0 < report.in_grace < LIVE + DEAD
+    assert report.in_grace + report.left == LIVE + DEAD
+    assert store.load_sweep_state().watching_since == NOW + 3000  # type: ignore[union-attr]
+
+
 def test_events_owed_from_earlier_sweeps_never_hold_back_new_flags(aws: dict[str, Any]) -> None:
     store, config = aws["store"], Config(TABLE)
 
