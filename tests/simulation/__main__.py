@@ -2,6 +2,8 @@
 
 SIMULATE_SIZES (comma-separated, default 10,100) and SIMULATE_ONLY (a substring of scenario
 names) choose the grid. At N = 10,000 it plays scenarios.LARGE, a chosen set (see docs/reliability.md).
+A run that played the whole grid at N = 100 writes its rows and their chart into docs/reliability.md
+(tests/simulation/chart.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import sys
 import time
 
+from tests.simulation import chart
 from tests.simulation.fleet import Outcome, Simulation
 from tests.simulation.scenarios import SIZES, grid
 
@@ -58,15 +61,25 @@ def main() -> int:
     print(" | ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)), flush=True)
     print("-+-".join("-" * w for w in widths), flush=True)
     started = time.monotonic()
+    charted: list[chart.Row] = []
+    charted_wall = 0.0
     for size in sizes:
         for scenario in grid(size):
             if only not in scenario.name:
                 continue
             began = time.monotonic()
             outcome = Simulation(scenario, size).run()
-            cells = row(outcome, time.monotonic() - began, scenario.config().stale_after_seconds)
+            wall = time.monotonic() - began
+            cells = row(outcome, wall, scenario.config().stale_after_seconds)
             print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
+            if size == chart.CHART_SIZE:
+                charted.append((cells[0], *cells[2:]))
+                charted_wall += wall
     print(f"total wall time {time.monotonic() - started:.0f} s", flush=True)
+    if not only and chart.CHART_SIZE in sizes:
+        page = chart.page_with_block(chart.PAGE.read_text(), charted, f"{charted_wall:.0f} s")
+        chart.PAGE.write_text(page)
+        print(f"docs/{chart.PAGE.name}: the N = {chart.CHART_SIZE} results and their chart rewritten", flush=True)
     return 0
 
 
