@@ -57,6 +57,9 @@ def row(outcome: Outcome, wall: float, threshold: int) -> tuple[str, ...]:
 def main() -> int:
     sizes = [int(s) for s in os.environ.get("SIMULATE_SIZES", ",".join(map(str, SIZES))).split(",")]
     only = os.environ.get("SIMULATE_ONLY", "")
+    charting = not only and chart.CHART_SIZE in sizes
+    if charting and not all(marker in chart.PAGE.read_text() for marker in (chart.BEGIN, chart.END)):
+        sys.exit(f"docs/{chart.PAGE.name} lacks the markers of the block this run would write: {chart.BEGIN}")
     widths = (66, 5, 16, 36, 21, 26, 16, 6)
     print(" | ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)), flush=True)
     print("-+-".join("-" * w for w in widths), flush=True)
@@ -76,7 +79,7 @@ def main() -> int:
                 charted.append((cells[0], *cells[2:]))
                 charted_wall += wall
     print(f"total wall time {time.monotonic() - started:.0f} s", flush=True)
-    if not only and chart.CHART_SIZE in sizes:
+    if charting:
         page = chart.page_with_block(chart.PAGE.read_text(), charted, f"{charted_wall:.0f} s")
         chart.PAGE.write_text(page)
         print(f"docs/{chart.PAGE.name}: the N = {chart.CHART_SIZE} results and their chart rewritten", flush=True)

@@ -38,6 +38,7 @@ SHORT = (
     (r"^20% die; an operator sweeps from a clock 1 day ahead$", "20% die, operator clock +1 day"),
     (r"^20% die; a sweep state stamped 1 day ahead$", "20% die, state stamped +1 day"),
 )
+BAR_HEIGHT = 24  # pixels per bar on the chart's axis
 DELAY = re.compile(r"^(\d+) min( \(late\))?$")
 
 
@@ -61,6 +62,11 @@ def chart(rows: Sequence[Row]) -> list[str]:
     labels = ", ".join(f'"{label}"' for label, _ in bars)
     return [
         "```mermaid",
+        "---",
+        "config:",
+        "  xyChart:",
+        f"    height: {BAR_HEIGHT * len(bars) + 120}",  # a label's height per bar, or the labels overlap
+        "---",
         "xychart-beta horizontal",
         f'    title "Worst detection delay per scenario, N = {CHART_SIZE} (minutes from death to flag)"',
         f"    x-axis [{labels}]",

@@ -15,6 +15,12 @@ def parts(lines: list[str]) -> tuple[str, list[str], int, list[int]]:
     """The chart's kind, its axis labels, its y-axis top and its bars, read back as Mermaid would."""
     assert (lines[0], lines[-1]) == ("```mermaid", "```")
     body = [line.strip() for line in lines[1:-1]]
+    if body[0] == "---":  # front matter: Mermaid's config for this chart, YAML between two --- lines
+        end = body.index("---", 1)
+        assert body[1:3] == ["config:", "xyChart:"]
+        assert re.fullmatch(r"height: \d+", body[3])
+        assert end == 4
+        body = body[end + 1 :]
     kind = body[0]
     [axis] = [line for line in body if line.startswith("x-axis ")]
     [y_axis] = [line for line in body if line.startswith("y-axis ")]
