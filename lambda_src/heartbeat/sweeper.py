@@ -89,13 +89,15 @@ def sweep(
     *,
     override_guard: bool = False,
     clock: Callable[[], float] | None = None,
+    on_flag: Callable[[SweepCandidate, Judgement], None] | None = None,
 ) -> SweepReport:
     """Carry out the plan: flag the stale runners, publish their events, save the next state.
 
     now is when the sweep starts, by the service's clock; clock, when given, tells when it
     finished, so that the sweeper's down time is measured from the end of its last run.
     override_guard flags past held scopes and their grace: for an operator who has confirmed
-    the runners are gone.
+    the runners are gone. on_flag, when given, is told of each runner this sweep flagged
+    (heartbeat-ops names them; the report only counts them, so its size never grows with the fleet).
     """
     scanned = scan(store, config, now, override_guard=override_guard)
     plan = scanned.plan
@@ -109,6 +111,8 @@ def sweep(
             candidate.taskrunner_id, last_seen_before=judgement.cutoff, now=now
         ):
             flagged += 1
+            if on_flag is not None:
+                on_flag(candidate, judgement)
             owed.append(_stale_runner(candidate, now, judgement.threshold))
             logger.info(
                 "Flagged runner stale",

@@ -19,7 +19,7 @@ from heartbeat.plan import SweepState
 from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
-from heartbeat_ops.__main__ import main, parser, target_make_serve
+from heartbeat_ops.__main__ import main, parse_args, target_make_serve
 from heartbeat_ops.local import LOCAL_STORE_URL
 from tests.support import dynamodb_clock
 
@@ -226,6 +226,7 @@ def test_sweep_flags_the_stale_runner_and_reports(store: RunnerStore) -> None:
         "fleet: normal (1 of 3 silent)",
         "Examined 3 active runners: 1 silent, 1 past their threshold, 1 flagged, 0 in grace; "
         "2 stale events published, 0 still owed",
+        "Flagged 1 runner: runner-c: their next heartbeat answers terminate: true",
     ]
     assert store.get_runner("runner-c").status == "stale"  # type: ignore[union-attr]
 
@@ -237,7 +238,10 @@ def test_sweep_override_guard_flags_past_a_held_fleet(store: RunnerStore) -> Non
         # went silent together, stale since shortly after the last sweep (earlier, it would have flagged them)
         store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 2800, RETENTION)
     status, out, _ = run("runners", "sweep")
+    assert status == 3  # the guard held flags back: a script sees it
+    assert "fleet: silent (11 of 11 silent: nobody heard since 2026-11-24T11:13:20.000Z)" in out  # held, and why
     assert "Held (fleet): none of their runners flagged." in out
+    assert "Flagged" not in out
     assert store.get_runner("gone-0").status == "active"  # type: ignore[union-attr]
     status, out, _ = run("runners", "sweep", "--override-guard")
     assert status == 0
@@ -280,7 +284,8 @@ def test_no_credentials_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch, t
 def test_with_no_table_stack_or_endpoint_named_it_works_on_make_serves_store(
     argv: list[str], env: dict[str, str], target: tuple[bool, str | None, str | None, str | None]
 ) -> None:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
+    assert not isinstance(args, int)
     local = target_make_serve(args, env)
     assert (local, args.endpoint_url, getattr(args, "table", None), getattr(args, "queue", None)) == target
 
