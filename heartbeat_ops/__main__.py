@@ -31,18 +31,34 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _where(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say where the runners are, on every runners and keys command."""
     options = [
-        click.option("--table", metavar="NAME", help=f"The runners table (default: from --stack, or TABLE_NAME, or make serve's "
-                     f"{LOCAL_TABLE_NAME})."),
+        click.option(
+            "--table",
+            metavar="NAME",
+            help=f"The runners table (default: from --stack, or TABLE_NAME, or make serve's {LOCAL_TABLE_NAME}).",
+        ),
         click.option("--stack", metavar="NAME", help="A deployed stack whose TableName output names the table."),
-        click.option("--endpoint-url", metavar="URL", help=f"A DynamoDB endpoint (default: make serve's store, {LOCAL_STORE_URL}, "
-                     "when no table or stack is named)."),
-        click.option("--region", metavar="REGION", help="The AWS region (default: the usual AWS configuration; us-east-1 with "
-                     "--endpoint-url)."),
-        click.option("--keys-table", metavar="NAME", help="The keys table (default: from --stack, KEYS_TABLE_NAME, or make serve's "
-                     "beside --table)."),
-        click.option("--kms-key", metavar="KEY", help="The KMS key that seals key secrets (default: from --stack, KEYS_KMS_KEY_ID, "
-                     "or make serve's)."),
-    ]  # fmt: skip
+        click.option(
+            "--endpoint-url",
+            metavar="URL",
+            help=f"A DynamoDB endpoint (default: make serve's store, {LOCAL_STORE_URL}, "
+            "when no table or stack is named).",
+        ),
+        click.option(
+            "--region",
+            metavar="REGION",
+            help="The AWS region (default: the usual AWS configuration; us-east-1 with --endpoint-url).",
+        ),
+        click.option(
+            "--keys-table",
+            metavar="NAME",
+            help="The keys table (default: from --stack, KEYS_TABLE_NAME, or make serve's beside --table).",
+        ),
+        click.option(
+            "--kms-key",
+            metavar="KEY",
+            help="The KMS key that seals key secrets (default: from --stack, KEYS_KMS_KEY_ID, or make serve's).",
+        ),
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -54,10 +70,14 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
         click.argument("id", required=False),
         click.option("--worker-group", metavar="GROUP", help="Every runner of this worker group (instead of an ID)."),
         click.option("--status", type=click.Choice(STATUSES), help="Every runner with this status (instead of an ID)."),
-        click.option("--all", "every", is_flag=True, help="Every runner in the table: required when no ID, "
-                     "--worker-group or --status narrows the command."),
+        click.option(
+            "--all",
+            "every",
+            is_flag=True,
+            help="Every runner in the table: required when no ID, --worker-group or --status narrows the command.",
+        ),
         click.option("--dry-run", is_flag=True, help="Print who would be changed, and change nothing."),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -254,8 +274,11 @@ def keys_rotate(ctx: click.Context, /, **params: Any) -> None:
 
 
 @cli.command("events", context_settings=CONTEXT)
-@click.option("--endpoint-url", metavar="URL", help=f"The queue's endpoint (default: make serve's store, {LOCAL_STORE_URL}, "
-              "unless --queue).")  # fmt: skip
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help=f"The queue's endpoint (default: make serve's store, {LOCAL_STORE_URL}, unless --queue).",
+)
 @click.option("--queue", metavar="NAME", help=f"The queue's name (default: make serve's {STALE_EVENTS_QUEUE}).")
 @click.option(
     "--region",
