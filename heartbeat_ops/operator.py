@@ -31,6 +31,7 @@ from heartbeat.runners import Runner, Status
 from heartbeat.store import RunnerStore, SweepCandidate, UnknownRunner
 from heartbeat.store.keys import KeyCensus, KeyTable
 from heartbeat.store.operator import RebindRefused
+from heartbeat.store.scan import StatusCounts
 from heartbeat.sweeper import scan, sweep
 from heartbeat_ops import key_view, progress, view
 from heartbeat_ops import keys as key_commands
@@ -65,8 +66,10 @@ class ShownStore(RunnerStore):
     def runners(self) -> Iterator[Runner]:
         return progress.shown(super().runners(), self.err, "Scanning runners")
 
-    def sweep_candidates(self, now: float, census: KeyCensus | None = None) -> Iterator[SweepCandidate]:
-        return progress.shown(super().sweep_candidates(now, census), self.err, "Scanning runners")
+    def sweep_candidates(
+        self, now: float, census: KeyCensus | None = None, statuses: StatusCounts | None = None
+    ) -> Iterator[SweepCandidate]:
+        return progress.shown(super().sweep_candidates(now, census, statuses), self.err, "Scanning runners")
 
 
 def aws_session(args: SimpleNamespace) -> boto3.session.Session:
