@@ -35,3 +35,11 @@ FLAG_CONCURRENCY = 16
 SWEEPER_CLIENT_CONFIG = CLIENT_CONFIG.merge(
     BotoConfig(read_timeout=10, max_pool_connections=max(SCAN_SEGMENTS, FLAG_CONCURRENCY) + 2)
 )
+
+# The operator CLI's client (heartbeat-ops): a list, summary, status or sweep scans the whole table
+# page by page, and a 1 MB page from a loaded store (make serve's, with thousands of runners) can take
+# many seconds to arrive. An operator waits at a terminal, not inside a Lambda timeout: a minute per
+# read, and the standard retries on top. Its sweep writes flags with the same pool as the sweeper's.
+OPERATOR_CLIENT_CONFIG = CLIENT_CONFIG.merge(
+    BotoConfig(connect_timeout=5, read_timeout=60, max_pool_connections=max(SCAN_SEGMENTS, FLAG_CONCURRENCY) + 2)
+)

@@ -128,6 +128,7 @@ def carry_out(
     deadline: Deadline,
     *,
     concurrency: int = FLAG_CONCURRENCY,
+    on_flag: Callable[[FlagOrder], None] | None = None,
 ) -> Outcome:
     """Flag each order (conditionally), then publish owed events, starting nothing new once the deadline passes.
 
@@ -136,7 +137,7 @@ def carry_out(
     iterator is never read further than the work done. A StoreError stops the work and is raised
     once the writes in flight are done: whatever was flagged keeps its event owed for the next sweep.
     """
-    pool = _Pool(store, events, concurrency)
+    pool = _Pool(store, events, concurrency, on_flag)
     try:
         for order in _until(deadline, pool, orders):
             pool.flag(order)
@@ -169,8 +170,14 @@ class _Pool:
     follow-ups that the calling thread submits before its next order, so nothing recurses.
     """
 
-    def __init__(self, store: RunnerStore, events: StaleEventPublisher | None, concurrency: int) -> None:
-        self.store, self.events = store, events
+    def __init__(
+        self,
+        store: RunnerStore,
+        events: StaleEventPublisher | None,
+        concurrency: int,
+        on_flag: Callable[[FlagOrder], None] | None,
+    ) -> None:
+        self.store, self.events, self._on_flag = store, events, on_flag
         self.outcome = Outcome()
         self._limit = 2 * concurrency  # tasks in flight: enough to keep every thread busy, few enough to stay flat
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flag")
@@ -223,6 +230,8 @@ class _Pool:
                 self.outcome.lost += 1
                 return
             self.outcome.flagged += 1
+            if self._on_flag is not None:
+                self._on_flag(order)
             self._log_flagged(order.taskrunner_id)
             self._batch.append(order.event())
             if len(self._batch) == BATCH_SIZE:

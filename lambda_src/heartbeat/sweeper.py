@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
@@ -30,12 +30,23 @@ from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.fan_out import WorkQueue
 from heartbeat.flagging import Deadline, FlagOrder, Outcome, carry_out, event_from_row, event_to_row
-from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
+from heartbeat.observability import (
+    NAMESPACE,
+    NO_GROUP,
+    OTHER_GROUPS,
+    SERVICE,
+    WORKER_GROUPS_GAUGED,
+    MetricName,
+    logger,
+    metrics,
+    trace_lambda_handler,
+)
 from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, past_threshold, plan_sweep, scope_name
 from heartbeat.runners import Status
 from heartbeat.spool import Spool
 from heartbeat.store import RunnerStore, StoreError, SweepCandidate
 from heartbeat.store.keys import KeyCensus
+from heartbeat.store.scan import StatusCounts
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class SweepReport:
     fanned_out: int = 0  # judged stale and handed to the workers (fan_out.py), in work_messages messages
     work_messages: int = 0
     workers_busy: bool = False  # the workers' queue still held work: this sweep judged, and flagged nothing
+    by_worker_group: dict[str, dict[str, int]] = field(default_factory=dict)  # live runners: worker_group_gauges
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Scan:
     past_threshold: list[tuple[SweepCandidate, Judgement]]
     owed: list[StaleRunner]
     keys: KeyCensus | None = None  # with authentication on: each key's runners, counted by this scan
+    statuses: StatusCounts = field(default_factory=dict)  # every live runner by (worker group, status)
 
 
 def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool = False) -> Scan:
@@ -82,26 +95,30 @@ def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool
     previous = store.load_sweep_state()
     candidates: list[SweepCandidate] = []
     owed: list[StaleRunner] = []
-    census, keys = _read(store, config, now, candidates.append, owed.append)
+    statuses: StatusCounts = {}
+    census, keys = _read(store, config, now, candidate=candidates.append, owed=owed.append, statuses=statuses)
     plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
-    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed, keys)
+    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed, keys, statuses)
 
 
 def _read(
     store: RunnerStore,
     config: Config,
     now: float,
+    *,
     candidate: Callable[[SweepCandidate], Any],
     owed: Callable[[StaleRunner], Any],
+    statuses: StatusCounts,
 ) -> tuple[Census, KeyCensus | None]:
     """Count the whole fleet's census; hand on each runner past its threshold, and each event still owed.
 
     Only the runners past their threshold on their own account (plan.past_threshold) can be
-    flagged or in grace; every other runner is judged heard or silent by the census alone.
+    flagged; every other runner is judged heard or silent by the census alone. statuses counts
+    every live runner by worker group and status (the dashboard's gauges).
     """
     census = Census(now)
     keys = store.begin_key_census()
-    for runner in store.sweep_candidates(now, keys):
+    for runner in store.sweep_candidates(now, keys, statuses):
         if runner.status == Status.ACTIVE.value:
             census.add(runner, config)
             if past_threshold(runner, config, now):
@@ -135,6 +152,7 @@ def sweep(
     clock: Callable[[], float] | None = None,
     deadline: Deadline | None = None,
     work_queue: WorkQueue | None = None,
+    on_flag: Callable[[FlagOrder], None] | None = None,
 ) -> SweepReport:
     """Carry out the plan: flag the stale runners, publish their events, save the next state.
 
@@ -144,7 +162,9 @@ def sweep(
     the runners are gone. deadline: past it the sweep starts no new flag and saves its state;
     the runners it did not reach are still stale, and the next sweep flags them. work_queue:
     where flags go when more may be due than this sweep can write before its deadline.
-    Raises SweepInProgress when another sweep holds the lease.
+    on_flag, when given, is told of each runner this sweep flagged itself (heartbeat-ops names
+    them; the report only counts them, so its size never grows with the fleet). Raises
+    SweepInProgress when another sweep holds the lease.
     """
     deadline = deadline or Deadline.never()
     holder = uuid.uuid4().hex
@@ -155,17 +175,23 @@ def sweep(
         raise SweepInProgress(held_until)
     try:
         previous = store.load_sweep_state()
+        statuses: StatusCounts = {}
         with Spool() as candidates, Spool() as owed:
             census, keys = _read(
                 store, config, now,
-                lambda runner: candidates.append(_candidate_row(runner)),
-                lambda runner: owed.append(event_to_row(runner)),
+                candidate=lambda runner: candidates.append(_candidate_row(runner)),
+                owed=lambda runner: owed.append(event_to_row(runner)),
+                statuses=statuses,
             )  # fmt: skip
             plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
             _log_plan(plan, override_guard)
             judged = _Judged(plan, candidates, deadline)
-            written = _write(store, events, deadline=deadline, work_queue=work_queue, judged=judged, owed=owed)
-            return _finish(store, plan, census=census, keys=keys, judged=judged, written=written, clock=clock)
+            written = _write(
+                store, events, deadline=deadline, work_queue=work_queue, judged=judged, owed=owed, on_flag=on_flag
+            )
+            return _finish(
+                store, plan, census=census, keys=keys, statuses=statuses, judged=judged, written=written, clock=clock
+            )
     finally:
         store.release_lease(holder)
 
@@ -240,6 +266,7 @@ def _write(
     work_queue: WorkQueue | None,
     judged: _Judged,
     owed: Spool,
+    on_flag: Callable[[FlagOrder], None] | None,
 ) -> _Written:
     """Write the flags, then publish the owed events: here, or through the workers when they would not fit.
 
@@ -261,7 +288,7 @@ def _write(
             Outcome(events_owed=len(owed) - sent.owed), started=sent.orders, fanned_out=sent.orders,
             messages=sent.messages,
         )  # fmt: skip
-    outcome = carry_out(judged, to_publish, store, events, deadline)
+    outcome = carry_out(judged, to_publish, store, events, deadline, on_flag=on_flag)
     return _Written(outcome, started=outcome.attempted)
 
 
@@ -271,6 +298,7 @@ def _finish(
     *,
     census: Census,
     keys: KeyCensus | None,
+    statuses: StatusCounts,
     judged: _Judged,
     written: _Written,
     clock: Callable[[], float] | None,
@@ -310,7 +338,23 @@ def _finish(
         fanned_out=written.fanned_out,
         work_messages=written.messages,
         workers_busy=written.workers_busy,
+        by_worker_group=worker_group_gauges(statuses),
     )
+
+
+def worker_group_gauges(statuses: StatusCounts, at_most: int = WORKER_GROUPS_GAUGED) -> dict[str, dict[str, int]]:
+    """Live runners by worker group and status, for the dashboard: the at_most largest groups by name, the rest
+    added up as OTHER_GROUPS (each named group is a custom metric per status, billed by CloudWatch)."""
+    totals: dict[str | None, int] = {}
+    for (group, _), count in statuses.items():
+        totals[group] = totals.get(group, 0) + count
+    named = set(sorted(totals, key=lambda g: (-totals[g], g or ""))[:at_most])
+    gauges: dict[str, dict[str, int]] = {}
+    for (group, status), count in sorted(statuses.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        label = (group or NO_GROUP)[:255] if group in named else OTHER_GROUPS  # CloudWatch: at most 255 characters
+        row = gauges.setdefault(label, {s.value: 0 for s in Status})
+        row[status] = row.get(status, 0) + count
+    return gauges
 
 
 def _scope_label(scope: str | None) -> str:
@@ -427,5 +471,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         (MetricName.SWEEPS_COMPLETED, 1),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    _emit_worker_group_gauges(report.by_worker_group)
     logger.info("Sweep finished", extra=asdict(report))
     return asdict(report)
+
+
+def _emit_worker_group_gauges(gauges: dict[str, dict[str, int]]) -> None:
+    """One EMF record per (worker group, status): dimensions service, workerGroup, status (the dashboard's search)."""
+    for group, counts in gauges.items():
+        for status, count in counts.items():
+            with single_metric(
+                name=MetricName.RUNNERS, unit=MetricUnit.Count, value=count, namespace=NAMESPACE
+            ) as gauge:
+                gauge.add_dimension(name="service", value=SERVICE)
+                gauge.add_dimension(name="workerGroup", value=group)
+                gauge.add_dimension(name="status", value=status)
