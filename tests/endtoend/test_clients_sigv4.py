@@ -25,7 +25,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
-from tests.integration.test_clients import AWS_CLI, heartbeat, js_sdk
+from tests.endtoend.test_clients import AWS_CLI, heartbeat, js_sdk
 
 pytestmark = pytest.mark.clients
 
