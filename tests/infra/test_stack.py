@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS
 from heartbeat_local.process import ROOT
 from infra.monitoring import NAMESPACE
 from tests.infra.conftest import Synth
@@ -113,8 +114,8 @@ def test_both_functions_are_python_313_arm64_traced_with_the_powertools_layer(pr
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert len(props["Layers"]) == 1
         env = props["Environment"]["Variables"]
-        assert env["STALE_AFTER_SECONDS"] == "2700"
-        assert env["RETENTION_SECONDS"] == str(7 * 24 * 3600)
+        assert env["STALE_AFTER_SECONDS"] == str(DEFAULT_STALE_AFTER_SECONDS)  # the stack's defaults are the handler's
+        assert env["RETENTION_SECONDS"] == str(DEFAULT_RETENTION_SECONDS)
         assert env["POWERTOOLS_TRACE_DISABLED"] == "true"  # X-Ray SDK subsegments are opt-in (cold start)
         assert env["TABLE_NAME"] == {"Ref": Match.string_like_regexp("^RunnersTable")} or "Ref" in env["TABLE_NAME"]
     parameters = private.template.find_parameters("*")
