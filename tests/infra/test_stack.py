@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, DEFAULT_SWEEP_INTERVAL_SECONDS
 from heartbeat_local.process import ROOT
 from infra.monitoring import NAMESPACE
 from tests.infra.conftest import Synth
@@ -526,7 +526,7 @@ def test_trace_sampling_is_a_rule_on_the_rest_stage_and_the_handler_follows_it(p
 
 
 def test_every_function_knows_the_sweep_interval_it_runs_on(private: Synth, regional: Synth) -> None:
-    for synth, seconds in ((private, "300"), (regional, "120")):
+    for synth, seconds in ((private, str(DEFAULT_SWEEP_INTERVAL_SECONDS)), (regional, "120")):
         _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
         assert sweeper["Properties"]["Environment"]["Variables"]["SWEEP_INTERVAL_SECONDS"] == seconds
 
