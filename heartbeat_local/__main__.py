@@ -44,7 +44,9 @@ def main() -> int:
     master = os.getpid()  # gunicorn forks the workers inside pool.run(): they return through here too
     try:
         dynamodb, queue = _start_store(settings, children)
-        if settings.sweep_interval_seconds > 0:
+        if settings.sweep_interval_seconds > 0 or settings.dynamodb_endpoint is None:
+            # Turned off, it still runs once at start on the embedded (empty) table: that records
+            # the rules heartbeat-ops judges with, and flags nothing. Off on a table of yours: never.
             children.append(Child.start("sweeper", repr(settings.sweep_interval_seconds)))
         url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         from heartbeat_local.environment import EnvironmentPool

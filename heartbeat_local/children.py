@@ -83,6 +83,7 @@ def run_sweeper(interval: float) -> int:
     """Run the sweeper's own Lambda handler at start and every interval; a line a sweep that flagged, held or published.
 
     The first run records the rules it judges with, so heartbeat-ops judges alike from the start.
+    An interval of 0 (the sweeper turned off) runs that first one only.
     """
     os.environ["SWEEP_INTERVAL_SECONDS"] = repr(interval)  # the sweeper judges gaps in its watch by its schedule
     from heartbeat.observability import logger, metrics
@@ -97,7 +98,7 @@ def run_sweeper(interval: float) -> int:
     logger.addFilter(console)
     logger.setLevel(logging.INFO)
     first = True
-    while first or not stop.wait(interval):
+    while first or (interval > 0 and not stop.wait(interval)):
         first = False
         try:
             report = lambda_handler({"source": "local.schedule"}, LocalLambdaContext(function_name="sweeper-local"))
@@ -110,6 +111,7 @@ def run_sweeper(interval: float) -> int:
         line = sweep_line(report, flagged)
         if line is not None:
             print(line, file=sys.stderr, flush=True)
+    stop.wait()
     return 0
 
 
