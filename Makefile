@@ -29,7 +29,7 @@ help:
 	@echo "make bench   measure requests per heartbeat, handler overhead, cold start, sweeper scale, throughput"
 	@echo "make cost    regenerate docs/cost.md from the bench's figures and the price table"
 	@echo "make soak    the full load test (16 clients, 20,000 heartbeats, 1,000 runners)"
-	@echo "make simulate  the fleet simulator's full grid: our outages and real deaths, as a table"
+	@echo "make simulate  the fleet simulator's full grid as a table; at N = 100 it rewrites docs/reliability.md's results and chart"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/ (example access context)"
 	@echo "make deploy  CONTEXT='-c endpointType=... -c ...' [REQUIRE_APPROVAL=never]  deploy into the current AWS account"
 	@echo "make diff    CONTEXT='...'  show what a deploy would change"

@@ -18,7 +18,8 @@ from typing import Any
 from bench import prices as p
 from bench.capacity import READ_UNIT_BYTES
 from heartbeat.config import DEFAULT_SWEEP_INTERVAL_SECONDS
-from heartbeat.observability import MetricName
+from heartbeat.observability import WORKER_GROUPS_GAUGED, MetricName
+from heartbeat.runners import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "bench" / "figures.json"
@@ -82,8 +83,10 @@ def assumption(name: str) -> float:
 
 
 def custom_metrics() -> int:
-    """The metrics the code can publish, each once (one `service` dimension): a month of each, to err high."""
-    return len([name for name in vars(MetricName) if name.isupper()])
+    """The metrics the code can publish (one `service` dimension), a month of each, to err high; the sweeper's
+    per-worker-group gauges at their bound: the named worker groups and (other), times each status."""
+    names = [name for name in vars(MetricName) if name.isupper() and name != "RUNNERS"]
+    return len(names) + (WORKER_GROUPS_GAUGED + 1) * len(Status)
 
 
 def api_gateway_dollars(requests: float) -> float:

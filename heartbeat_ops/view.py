@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from heartbeat.config import Config
 from heartbeat.events import iso
-from heartbeat.plan import SweepPlan, Verdict
+from heartbeat.plan import FLEET, ScopeState, SweepPlan, SweepState, Verdict, scope_name
 from heartbeat.runners import Runner
 
+NAMED_AT_MOST = 10  # runners named in one line (sweep, bulk commands); the rest are counted
 COLUMNS = (("ID", 36), ("WORKER GROUP", 18), ("HOSTNAME", 30), ("LAST SEEN", 10), ("STATUS", 11), ("BEATS", 7))
 
 
@@ -122,3 +124,77 @@ def details(runner: Runner, now: float, plan: SweepPlan | None) -> Iterator[str]
         if moment is not None:
             text += f" ({age(now - moment)})"
         yield f"{key.ljust(width)}  {printable(text)}"
+
+
+def named(ids: list[str]) -> str:
+    """'3 runners: a, b, c', naming NAMED_AT_MOST at most and counting the rest."""
+    shown = ", ".join(printable(runner_id) for runner_id in ids[:NAMED_AT_MOST])
+    more = f" and {len(ids) - NAMED_AT_MOST} more" if len(ids) > NAMED_AT_MOST else ""
+    return f"{len(ids)} {'runner' if len(ids) == 1 else 'runners'}: {shown}{more}"
+
+
+def _held(state: str) -> bool:
+    return state in ScopeState.__members__.values() and ScopeState(state).held
+
+
+def _when(moment: float | None, now: float) -> str:
+    return "-" if moment is None else f"{iso(moment)} ({age(now - moment)})"
+
+
+def status_lines(state: SweepState | None, config: Config | None, now: float) -> Iterator[str]:
+    """The sweeper's state as it recorded it at its last sweep, and the rules it judges with."""
+    if state is None:
+        yield "Last sweep: none recorded (the sweeper has not completed a run against this table yet)"
+    else:
+        yield f"Last sweep:     {_when(state.last_sweep_at, now)}, finished {_when(state.finished_at, now)}"
+        yield f"Watching since: {_when(state.watching_since, now)}"
+        held = [s for s in state.scopes if _held(s.state)]
+        if not held:
+            yield "Held scopes:    none"
+        for summary in held:
+            hold = state.holds.get(summary.scope)
+            since = f", held since {iso(hold.since)}" if hold is not None else ""
+            yield f"Held scope:     {printable(scope_name(summary.scope))}: {summary.state} ({summary.why}){since}"
+        for summary in state.scopes:
+            if summary not in held:
+                yield f"Scope:          {printable(scope_name(summary.scope))}: {summary.state} ({summary.why})"
+    if config is None:
+        yield "Rules:          not recorded yet (the sweeper records them on every run)"
+        return
+    yield (
+        f"Rules:          stale after {config.stale_after_seconds} s, retention {config.retention_seconds} s, "
+        f"sweep every {config.sweep_interval_seconds:g} s, guard fraction {config.mass_stale_fraction:g}"
+    )
+    for group, seconds in sorted(config.stale_after_by_worker_group.items()):
+        yield f"                worker group {printable(group)!r}: stale after {seconds} s"
+
+
+def status_json(state: SweepState | None, config: Config | None, now: float) -> dict[str, Any]:
+    """status --json: the same, times in ISO 8601 UTC."""
+    sweeper: dict[str, Any] | None = None
+    if state is not None:
+        sweeper = {
+            "lastSweepAt": iso(state.last_sweep_at),
+            "finishedAt": None if state.finished_at is None else iso(state.finished_at),
+            "watchingSince": iso(state.watching_since),
+            "scopes": [
+                {
+                    "scope": "fleet" if s.scope is FLEET else s.scope,
+                    "state": s.state,
+                    "why": s.why,
+                    "held": _held(s.state),
+                    "heldSince": iso(state.holds[s.scope].since) if s.scope in state.holds else None,
+                }
+                for s in state.scopes
+            ],
+        }
+    rules = None
+    if config is not None:
+        rules = {
+            "staleAfterSeconds": config.stale_after_seconds,
+            "staleAfterByWorkerGroup": dict(sorted(config.stale_after_by_worker_group.items())),
+            "retentionSeconds": config.retention_seconds,
+            "sweepIntervalSeconds": config.sweep_interval_seconds,
+            "massStaleFraction": config.mass_stale_fraction,
+        }
+    return {"now": iso(now), "sweeper": sweeper, "rules": rules}

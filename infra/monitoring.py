@@ -24,12 +24,29 @@ from constructs import Construct
 # dimension that is the stack's name (Powertools' POWERTOOLS_SERVICE_NAME, set by infra/functions.py):
 # CloudFormation keeps stack names unique in an account and region, so two stacks never read each other's.
 NAMESPACE = "TaskRunnerHeartbeat"
+# The sweeper's per-worker-group gauges (heartbeat.observability's MetricName.RUNNERS and its dimensions).
+GAUGE_METRIC = "Runners"
+GAUGE_DIMENSIONS = ("service", "workerGroup", "status")
 
 
 def service_metric(service: str, name: str, period: Duration, statistic: str = "Sum") -> cw.Metric:
     """One of this stack's functions' EMF metrics."""
     return cw.Metric(
         namespace=NAMESPACE, metric_name=name, dimensions_map={"service": service}, period=period, statistic=statistic
+    )
+
+
+def worker_group_gauges(service: str, period: Duration) -> cw.MathExpression:
+    """The sweeper's Runners gauges, one line per worker group and status, found by a search: worker groups
+    are not known at synth time. Its namespace, metric and dimensions are the sweeper's own
+    (heartbeat.observability; tests/infra checks the two against an EMF record the sweeper writes)."""
+    schema = ",".join([NAMESPACE, *GAUGE_DIMENSIONS])
+    return cw.MathExpression(
+        expression=f'SEARCH(\'{{{schema}}} MetricName="{GAUGE_METRIC}" service="{service}"\', '
+        f"'Maximum', {int(period.to_seconds())})",
+        using_metrics={},
+        label="",
+        period=period,
     )
 
 
@@ -261,6 +278,11 @@ class Monitoring(Construct):
                 title=f"{front_door.label} latency p50 / p99 ({front_door.latency_unit})",
                 left=list(front_door.latency),
                 width=12,
+            ),
+            cw.GraphWidget(
+                title="Live runners by worker group and status (the sweeper's gauges; largest 20 groups, rest summed)",
+                left=[worker_group_gauges(service, five)],
+                width=24,
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24),
         )

@@ -28,3 +28,11 @@ SCAN_SEGMENTS = 8
 # The sweeper's client: a Scan page is up to 1 MB, which may take longer than the handler's 1 s
 # to arrive, and each scan segment keeps a connection of its own beside the sweep's writes.
 SWEEPER_CLIENT_CONFIG = CLIENT_CONFIG.merge(BotoConfig(read_timeout=10, max_pool_connections=SCAN_SEGMENTS + 2))
+
+# The operator CLI's client (heartbeat-ops): a list, summary, status or sweep scans the whole table
+# page by page, and a 1 MB page from a loaded store (make serve's, with thousands of runners) can take
+# many seconds to arrive. An operator waits at a terminal, not inside a Lambda timeout: a minute per
+# read, and the standard retries on top.
+OPERATOR_CLIENT_CONFIG = CLIENT_CONFIG.merge(
+    BotoConfig(connect_timeout=5, read_timeout=60, max_pool_connections=SCAN_SEGMENTS + 2)
+)

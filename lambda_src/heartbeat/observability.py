@@ -70,3 +70,13 @@ class MetricName:
     SWEEPS_COMPLETED = "SweepsCompleted"
     EVENTS_PUBLISHED = "StaleEventsPublished"
     EVENTS_OWED = "StaleEventsOwed"
+    RUNNERS = "Runners"  # a gauge per worker group and status, dimensions WORKER_GROUP_GAUGE_DIMENSIONS
+
+
+# The per-worker-group gauges: each (service, workerGroup, status) is one custom metric, billed monthly,
+# so the sweeper names at most this many worker groups (the largest) and adds up the rest as OTHER_GROUPS:
+# at most (20 + 1) x 4 statuses = 84 metrics per stack, however many worker groups the fleet has.
+WORKER_GROUP_GAUGE_DIMENSIONS = ("service", "workerGroup", "status")
+WORKER_GROUPS_GAUGED = 20
+OTHER_GROUPS = "(other)"
+NO_GROUP = "(none)"

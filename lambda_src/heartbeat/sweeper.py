@@ -15,17 +15,28 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
-from heartbeat.observability import MetricName, logger, metrics, trace_lambda_handler
+from heartbeat.observability import (
+    NAMESPACE,
+    NO_GROUP,
+    OTHER_GROUPS,
+    SERVICE,
+    WORKER_GROUPS_GAUGED,
+    MetricName,
+    logger,
+    metrics,
+    trace_lambda_handler,
+)
 from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, plan_sweep, scope_name
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore, StoreError, SweepCandidate
 from heartbeat.store.keys import KeyCensus
+from heartbeat.store.scan import StatusCounts
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class SweepReport:
     events_owed: int = 0  # stale events still owed after this sweep (published by the next)
     watching_since: float = 0.0  # since when silence counts against a runner
     state_saved: bool = True  # False: a sweep that started later had already saved its state
+    by_worker_group: dict[str, dict[str, int]] = field(default_factory=dict)  # live runners: worker_group_gauges
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class Scan:
     past_threshold: list[tuple[SweepCandidate, Judgement]]
     owed: list[StaleRunner]
     keys: KeyCensus | None = None  # with authentication on: each key's runners, counted by this scan
+    statuses: StatusCounts = field(default_factory=dict)  # every live runner by (worker group, status)
 
 
 def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool = False) -> Scan:
@@ -69,7 +82,8 @@ def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool
     candidates: list[SweepCandidate] = []
     owed: list[StaleRunner] = []
     keys = store.begin_key_census()
-    for candidate in store.sweep_candidates(now, keys):
+    statuses: StatusCounts = {}
+    for candidate in store.sweep_candidates(now, keys, statuses):
         threshold = config.stale_after_for(candidate.worker_group)
         if candidate.status == Status.ACTIVE.value:
             census.add(candidate, config)
@@ -78,7 +92,7 @@ def scan(store: RunnerStore, config: Config, now: float, *, override_guard: bool
         elif candidate.event_pending:
             owed.append(_stale_runner(candidate, candidate.stale_at or now, threshold))
     plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
-    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed, keys)
+    return Scan(plan, census, [(c, plan.judge(c)) for c in candidates], owed, keys, statuses)
 
 
 def sweep(
@@ -89,13 +103,15 @@ def sweep(
     *,
     override_guard: bool = False,
     clock: Callable[[], float] | None = None,
+    on_flag: Callable[[SweepCandidate, Judgement], None] | None = None,
 ) -> SweepReport:
     """Carry out the plan: flag the stale runners, publish their events, save the next state.
 
     now is when the sweep starts, by the service's clock; clock, when given, tells when it
     finished, so that the sweeper's down time is measured from the end of its last run.
     override_guard flags past held scopes and their grace: for an operator who has confirmed
-    the runners are gone.
+    the runners are gone. on_flag, when given, is told of each runner this sweep flagged
+    (heartbeat-ops names them; the report only counts them, so its size never grows with the fleet).
     """
     scanned = scan(store, config, now, override_guard=override_guard)
     plan = scanned.plan
@@ -109,6 +125,8 @@ def sweep(
             candidate.taskrunner_id, last_seen_before=judgement.cutoff, now=now
         ):
             flagged += 1
+            if on_flag is not None:
+                on_flag(candidate, judgement)
             owed.append(_stale_runner(candidate, now, judgement.threshold))
             logger.info(
                 "Flagged runner stale",
@@ -139,7 +157,23 @@ def sweep(
         events_owed=len(still_owed),
         watching_since=plan.watching_since,
         state_saved=saved,
+        by_worker_group=worker_group_gauges(scanned.statuses),
     )
+
+
+def worker_group_gauges(statuses: StatusCounts, at_most: int = WORKER_GROUPS_GAUGED) -> dict[str, dict[str, int]]:
+    """Live runners by worker group and status, for the dashboard: the at_most largest groups by name, the rest
+    added up as OTHER_GROUPS (each named group is a custom metric per status, billed by CloudWatch)."""
+    totals: dict[str | None, int] = {}
+    for (group, _), count in statuses.items():
+        totals[group] = totals.get(group, 0) + count
+    named = set(sorted(totals, key=lambda g: (-totals[g], g or ""))[:at_most])
+    gauges: dict[str, dict[str, int]] = {}
+    for (group, status), count in sorted(statuses.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        label = (group or NO_GROUP)[:255] if group in named else OTHER_GROUPS  # CloudWatch: at most 255 characters
+        row = gauges.setdefault(label, {s.value: 0 for s in Status})
+        row[status] = row.get(status, 0) + count
+    return gauges
 
 
 def _scope_label(scope: str | None) -> str:
@@ -227,5 +261,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         (MetricName.SWEEPS_COMPLETED, 1),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    _emit_worker_group_gauges(report.by_worker_group)
     logger.info("Sweep finished", extra=asdict(report))
     return asdict(report)
+
+
+def _emit_worker_group_gauges(gauges: dict[str, dict[str, int]]) -> None:
+    """One EMF record per (worker group, status): dimensions service, workerGroup, status (the dashboard's search)."""
+    for group, counts in gauges.items():
+        for status, count in counts.items():
+            with single_metric(
+                name=MetricName.RUNNERS, unit=MetricUnit.Count, value=count, namespace=NAMESPACE
+            ) as gauge:
+                gauge.add_dimension(name="service", value=SERVICE)
+                gauge.add_dimension(name="workerGroup", value=group)
+                gauge.add_dimension(name="status", value=status)

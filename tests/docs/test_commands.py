@@ -288,3 +288,8 @@ def test_the_commands_a_page_shows_run_and_print_what_it_shows(page: Path, tmp_p
         shell.close()
         if serve is not None:
             stop_serve(serve)
+
+
+def test_the_front_page_is_at_most_200_lines() -> None:
+    lines = len((ROOT / "README.md").read_text().splitlines())
+    assert lines <= 200, f"README.md is {lines} lines: move the depth to docs/"

@@ -222,3 +222,43 @@ def test_a_held_guard_reads_as_one_line_a_sweep_naming_the_way_out(tmp_path: Pat
     )
     assert "flagged 1 runner" not in output
     assert not [line for line in output.splitlines() if line.startswith("{")]
+
+
+def fill(running: LocalProcess, count: int) -> None:
+    """count runners in three worker groups, as their first heartbeats would leave them in make serve's store."""
+    from heartbeat.model import HeartbeatRequest
+
+    store = RunnerStore(running.table, client=running.dynamodb())
+    now = time.time()
+    for i in range(count):
+        store.record_heartbeat(HeartbeatRequest(f"runner-{i:05}", f"group-{i % 3}", f"host-{i}"), now, 600)
+
+
+def heartbeat_ops(running: LocalProcess, command: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator runs it, in a shell, against this make serve's store."""
+    env = {**os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}"}
+    where = f"--endpoint-url {running.dynamodb_url}"
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command.replace("{where}", where)], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_heartbeat_ops_scans_a_thousand_runners_on_make_serve_and_stops_quietly_when_its_reader_goes(
+    tmp_path: Path,
+) -> None:
+    with local_endpoint(tmp_path, SWEEP_INTERVAL_SECONDS="3600") as running:  # its first sweep records the rules
+        fill(running, 1200)  # ~100 KB of table: more than a pipe and Python's buffer hold
+        ops = f"{sys.executable} -m heartbeat_ops"
+        piped = heartbeat_ops(running, f"{ops} runners list {{where}} | head -1")
+        status = heartbeat_ops(running, f"{ops} status --json {{where}}")
+        swept = heartbeat_ops(running, f"{ops} runners sweep {{where}}")
+    # The reader went away after one line: no traceback, the status a shell tool killed by SIGPIPE gives.
+    assert (piped.returncode, piped.stderr) == (141, "")
+    assert piped.stdout.split() == ["ID", "WORKER", "GROUP", "HOSTNAME", "LAST", "SEEN", "STATUS", "BEATS"]
+    assert (status.returncode, status.stderr) == (0, "")
+    assert json.loads(status.stdout)["fleet"]["byStatus"]["active"] == 1200
+    assert json.loads(status.stdout)["fleet"]["byWorkerGroup"]["group-2"]["active"] == 400
+    assert json.loads(status.stdout)["sweeper"]["lastSweepAt"]
+    assert (swept.returncode, swept.stderr) == (0, ""), swept.stdout
+    assert "Examined 1200 active runners: 0 silent" in swept.stdout

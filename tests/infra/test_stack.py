@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, DEFAULT_SWEEP_INTERVAL_SECONDS
@@ -590,3 +592,26 @@ def test_the_retire_function_may_only_update_the_table(alb: Synth) -> None:
     [table_statement] = [s for s in statements if "dynamodb:UpdateItem" in str(s["Action"])]
     assert "RunnersTable" in table_statement["Resource"]["Fn::GetAtt"][0]
     assert actions_on(statements, "events:") == set()
+
+
+def test_the_worker_group_widget_searches_exactly_what_the_sweeper_emits(
+    private: Synth, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from heartbeat import sweeper
+
+    sweeper._emit_worker_group_gauges({"etl": {"active": 3, "stale": 1}})
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emitted = {
+        (d["Namespace"], tuple(sorted(d["Dimensions"][0])), m["Name"])
+        for r in records
+        for d in r["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
+    assert len(records) == 2
+    [(namespace, dimensions, metric)] = emitted
+    body = json.dumps(only(private.template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+    [search] = re.findall(r"SEARCH\(\W*\{([^}]*)\}\s+MetricName=\W*(\w+)", body)
+    schema, searched_metric = search
+    assert schema.split(",")[0] == namespace
+    assert tuple(sorted(schema.split(",")[1:])) == dimensions  # exactly the EMF record's dimension names
+    assert searched_metric == metric

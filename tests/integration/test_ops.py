@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ from heartbeat.plan import SweepState
 from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
-from heartbeat_ops.__main__ import main, parser, target_make_serve
+from heartbeat_ops.__main__ import main, parse_args, target_make_serve
 from heartbeat_ops.local import LOCAL_STORE_URL
 from tests.support import dynamodb_clock
 
@@ -226,6 +227,7 @@ def test_sweep_flags_the_stale_runner_and_reports(store: RunnerStore) -> None:
         "fleet: normal (1 of 3 silent)",
         "Examined 3 active runners: 1 silent, 1 past their threshold, 1 flagged, 0 in grace; "
         "2 stale events published, 0 still owed",
+        "Flagged 1 runner: runner-c: their next heartbeat answers terminate: true",
     ]
     assert store.get_runner("runner-c").status == "stale"  # type: ignore[union-attr]
 
@@ -237,7 +239,10 @@ def test_sweep_override_guard_flags_past_a_held_fleet(store: RunnerStore) -> Non
         # went silent together, stale since shortly after the last sweep (earlier, it would have flagged them)
         store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 2800, RETENTION)
     status, out, _ = run("runners", "sweep")
+    assert status == 3  # the guard held flags back: a script sees it
+    assert "fleet: silent (11 of 11 silent: nobody heard since 2026-11-24T11:13:20.000Z)" in out  # held, and why
     assert "Held (fleet): none of their runners flagged." in out
+    assert "Flagged" not in out
     assert store.get_runner("gone-0").status == "active"  # type: ignore[union-attr]
     status, out, _ = run("runners", "sweep", "--override-guard")
     assert status == 0
@@ -280,7 +285,8 @@ def test_no_credentials_exits_1_with_one_line(monkeypatch: pytest.MonkeyPatch, t
 def test_with_no_table_stack_or_endpoint_named_it_works_on_make_serves_store(
     argv: list[str], env: dict[str, str], target: tuple[bool, str | None, str | None, str | None]
 ) -> None:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
+    assert not isinstance(args, int)
     local = target_make_serve(args, env)
     assert (local, args.endpoint_url, getattr(args, "table", None), getattr(args, "queue", None)) == target
 
@@ -406,3 +412,151 @@ def test_before_the_sweepers_first_run_nothing_is_judged_by_guesswork(store: Run
         f"error: the sweeper has not recorded its settings in table '{TABLE}' yet (it does on every run): "
         "wait for its first scheduled run\n",
     )
+
+
+def test_sweep_names_what_it_flagged_capped_with_a_count(store: RunnerStore) -> None:
+    for i in range(12):  # silent past the threshold while runner-a and runner-b are heard: flagged
+        store.record_heartbeat(HeartbeatRequest(f"gone-{i:02}", "etl"), NOW - 2800, RETENTION)
+    status, out, _ = run("runners", "sweep")
+    assert status == 0
+    [line] = [line for line in out.splitlines() if line.startswith("Flagged")]
+    assert line.startswith("Flagged 13 runners: ")
+    assert line.endswith(" and 3 more: their next heartbeat answers terminate: true")
+    assert len(line.split(": ")[1].split(", ")) == 10
+
+
+def test_status_shows_the_sweepers_state_held_scopes_rules_and_counts(store: RunnerStore) -> None:
+    status, out, _ = run("status")
+    assert status == 0
+    assert out.splitlines() == [
+        "Last sweep:     2026-11-24T11:55:00.000Z (5m ago), finished 2026-11-24T11:55:02.000Z (4m ago)",
+        "Watching since: 2026-11-23T12:00:00.000Z (1d ago)",
+        "Held scopes:    none",
+        "Rules:          stale after 2700 s, retention 604800 s, sweep every 300 s, guard fraction 0.5",
+        "Runners: 4 (active 3, stale 1, terminating 0, retired 0)",
+        "WORKER GROUP       ACTIVE        STALE  TERMINATING      RETIRED",
+        "etl                     2            0            0            0",
+        "reports                 1            1            0            0",
+        "Oldest last seen among active runners: runner-c, 50m ago",
+    ]
+    # After a sweep that held the fleet: the held scope, why, and since when.
+    for name in ("runner-a", "runner-b"):
+        store.forget(name)
+    for i in range(4):
+        store.record_heartbeat(HeartbeatRequest(f"gone-{i}", "batch"), NOW - 2800, RETENTION)
+    assert run("runners", "sweep")[0] == 3
+    status, out, _ = run("status", "--json")
+    document = json.loads(out)
+    assert status == 0
+    assert document["sweeper"]["scopes"] == [
+        {"scope": "fleet", "state": "silent", "why": "5 of 5 silent: nobody heard since 2026-11-24T11:13:20.000Z",
+         "held": True, "heldSince": "2026-11-24T11:55:00.000Z"},
+    ]  # fmt: skip
+    assert document["rules"]["staleAfterSeconds"] == 2700
+    assert document["fleet"]["byWorkerGroup"]["batch"]["active"] == 4
+    _, out, _ = run("status")
+    assert "Held scope:     the fleet: silent (5 of 5 silent: nobody heard since 2026-11-24T11:13:20.000Z), " \
+        "held since 2026-11-24T11:55:00.000Z" in out.splitlines()  # fmt: skip
+
+
+def test_status_before_the_sweepers_first_run_says_so(store: RunnerStore) -> None:
+    store.client.delete_item(TableName=TABLE, Key={"taskrunnerId": {"S": "\uffffsweeper-state"}})
+    status, out, _ = run("status")
+    assert status == 0
+    assert out.splitlines()[:2] == [
+        "Last sweep: none recorded (the sweeper has not completed a run against this table yet)",
+        "Rules:          not recorded yet (the sweeper records them on every run)",
+    ]
+
+
+def statuses(store: RunnerStore) -> dict[str, str]:
+    return {r.taskrunner_id: r.status for r in store.runners()}
+
+
+def test_bulk_dry_run_prints_who_would_change_and_changes_nothing(store: RunnerStore) -> None:
+    before = statuses(store)
+    status, out, _ = run("runners", "terminate", "--worker-group", "etl", "--dry-run")
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0] == "Dry run: would terminate 2 runners (worker group 'etl'); nothing is changed"
+    assert sorted(line.split()[0] for line in lines[2:]) == ["runner-a", "runner-b"]
+    assert statuses(store) == before
+
+
+def test_bulk_terminate_by_worker_group_tells_each_to_stop(store: RunnerStore) -> None:
+    status, out, _ = run("runners", "terminate", "--worker-group", "etl", "--reason", "rolling the AMI")
+    assert status == 0
+    assert out.startswith("2 of 2 runners selected (worker group 'etl') told to terminate at their next heartbeat: ")
+    assert statuses(store) == {"runner-a": "terminating", "runner-b": "terminating", "runner-c": "active",
+                               "runner-d": "stale"}  # fmt: skip
+    assert store.get_runner("runner-a").terminate_reason == "rolling the AMI"  # type: ignore[union-attr]
+    assert store.record_heartbeat(HeartbeatRequest("runner-b"), NOW + 60, RETENTION).status == "terminating"
+
+
+def test_bulk_reset_by_status_and_retire_by_both_filters(store: RunnerStore) -> None:
+    assert run("runners", "reset", "--status", "stale")[1].startswith("1 of 1 runners selected (status stale) reset")
+    assert statuses(store)["runner-d"] == "active"
+    status, out, _ = run(
+        "runners", "retire", "--worker-group", "reports", "--status", "active", "--reason", "scaled in"
+    )
+    assert status == 0
+    assert out.startswith("2 of 2 runners selected (worker group 'reports' and status active) retired: 2 runners: ")
+    assert statuses(store) == {"runner-a": "active", "runner-b": "active", "runner-c": "retired",
+                               "runner-d": "retired"}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["terminate", "reset", "retire"])
+def test_a_bulk_command_with_no_filter_refuses_unless_told_all(store: RunnerStore, command: str) -> None:
+    before = statuses(store)
+    status, out, err = run("runners", command)
+    assert (status, out) == (2, "")
+    assert "to change every runner in the table, say so with --all" in err
+    assert statuses(store) == before
+    status, out, _ = run("runners", command, "--all", "--dry-run")
+    assert (status, out.splitlines()[0]) == (
+        0, f"Dry run: would {command} 4 runners (every runner (--all)); nothing is changed",
+    )  # fmt: skip
+    assert run("runners", command, "runner-a", "--status", "active")[0] == 2  # an id and a selection: which?
+    assert statuses(store) == before
+
+
+def test_bulk_skips_a_runner_gone_between_its_selection_and_its_write(store: RunnerStore) -> None:
+    # runner-e's record is past its retention (DynamoDB has not deleted it yet): never selected, never written.
+    store.record_heartbeat(HeartbeatRequest("runner-e", "etl"), NOW - RETENTION - 1, RETENTION)
+    before = store.get_runner("runner-e")
+    status, out, _ = run("runners", "terminate", "--worker-group", "etl")
+    assert (status, out.split(":")[0]) == (0, "2 of 2 runners selected (worker group 'etl') told to terminate at "
+                                              "their next heartbeat")  # fmt: skip
+    assert store.get_runner("runner-e") == before
+
+
+class Terminal(io.StringIO):
+    """stderr as a terminal shows it (the bar's own escape codes and carriage returns included)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_goes_to_stderr_only_on_a_terminal_and_never_changes_stdout(store: RunnerStore) -> None:
+    plain_out, plain_err = io.StringIO(), io.StringIO()
+    assert (
+        main(["runners", "summary", "--table", TABLE, "--region", "us-east-1"], lambda: NOW, plain_out, plain_err) == 0
+    )
+    assert plain_err.getvalue() == ""
+    out, err = io.StringIO(), Terminal()
+    assert main(["runners", "summary", "--table", TABLE, "--region", "us-east-1"], lambda: NOW, out, err) == 0
+    assert out.getvalue() == plain_out.getvalue()
+    assert "Scanning runners" in err.getvalue()
+
+
+def test_help_reads_as_plain_text_and_version_comes_from_the_package(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"heartbeat-ops {version('taskrunner-heartbeat')}\n"
+    for argv in (["--help"], ["runners", "--help"], ["runners", "terminate", "--help"], ["status", "--help"],
+                 ["keys", "create", "--help"], ["events", "--help"]):  # fmt: skip
+        assert main(argv) == 0
+        text = capsys.readouterr().out
+        assert text.startswith("Usage: heartbeat-ops")
+        assert not re.search(r"``|:[a-z]+:`|^\s*\.\. ", text, re.MULTILINE)  # no reStructuredText markup

@@ -2,6 +2,8 @@
 
 SIMULATE_SIZES (comma-separated, default 10,100) and SIMULATE_ONLY (a substring of scenario
 names) choose the grid. At N = 10,000 it plays scenarios.LARGE, a chosen set (see docs/reliability.md).
+A run that played the whole grid at N = 100 writes its rows and their chart into docs/reliability.md
+(tests/simulation/chart.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import sys
 import time
 
+from tests.simulation import chart
 from tests.simulation.fleet import Outcome, Simulation
 from tests.simulation.scenarios import SIZES, grid
 
@@ -54,19 +57,32 @@ def row(outcome: Outcome, wall: float, threshold: int) -> tuple[str, ...]:
 def main() -> int:
     sizes = [int(s) for s in os.environ.get("SIMULATE_SIZES", ",".join(map(str, SIZES))).split(",")]
     only = os.environ.get("SIMULATE_ONLY", "")
+    charting = not only and chart.CHART_SIZE in sizes
+    if charting and not all(marker in chart.PAGE.read_text() for marker in (chart.BEGIN, chart.END)):
+        sys.exit(f"docs/{chart.PAGE.name} lacks the markers of the block this run would write: {chart.BEGIN}")
     widths = (66, 5, 16, 36, 21, 26, 16, 6)
     print(" | ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)), flush=True)
     print("-+-".join("-" * w for w in widths), flush=True)
     started = time.monotonic()
+    charted: list[chart.Row] = []
+    charted_wall = 0.0
     for size in sizes:
         for scenario in grid(size):
             if only not in scenario.name:
                 continue
             began = time.monotonic()
             outcome = Simulation(scenario, size).run()
-            cells = row(outcome, time.monotonic() - began, scenario.config().stale_after_seconds)
+            wall = time.monotonic() - began
+            cells = row(outcome, wall, scenario.config().stale_after_seconds)
             print(" | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
+            if size == chart.CHART_SIZE:
+                charted.append((cells[0], *cells[2:]))
+                charted_wall += wall
     print(f"total wall time {time.monotonic() - started:.0f} s", flush=True)
+    if charting:
+        page = chart.page_with_block(chart.PAGE.read_text(), charted, f"{charted_wall:.0f} s")
+        chart.PAGE.write_text(page)
+        print(f"docs/{chart.PAGE.name}: the N = {chart.CHART_SIZE} results and their chart rewritten", flush=True)
     return 0
 
 

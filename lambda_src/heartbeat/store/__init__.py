@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from heartbeat.plan import SweepState
     from heartbeat.store.keys import KeyCensus
-    from heartbeat.store.scan import SweepCandidate
+    from heartbeat.store.scan import StatusCounts, SweepCandidate
 
 __all__ = ["RunnerStore", "StoreError", "SweepCandidate", "SweepState", "UnknownRunner"]
 
@@ -94,14 +94,19 @@ class RunnerStore:
         item = self._table.request("get_item", Key=where.key, ConsistentRead=True).get("Item")
         return to_runner(item) if item and item_taskrunner_id(item) == taskrunner_id else None
 
-    def sweep_candidates(self, now: float, census: KeyCensus | None = None) -> Iterator[SweepCandidate]:
+    def sweep_candidates(
+        self, now: float, census: KeyCensus | None = None, statuses: StatusCounts | None = None
+    ) -> Iterator[SweepCandidate]:
         """Every active, unexpired runner, and every flagged runner whose stale event is still owed (streamed).
 
-        With a census (begin_key_census), the scan also counts each key's live runners.
+        With a census (begin_key_census), the scan also counts each key's live runners; with statuses,
+        every live runner by worker group and status.
         """
         from heartbeat.store import scan
 
-        return scan.sweep_candidates(self._table, now, self.scan_segments, self.scan_page_limit, census)
+        return scan.sweep_candidates(
+            self._table, now, self.scan_segments, self.scan_page_limit, census, statuses=statuses
+        )
 
     def begin_key_census(self) -> KeyCensus | None:
         """Before a sweep's scan: each key's registrations so far (None without a keys table)."""

@@ -45,25 +45,37 @@ class SweepCandidate:
     heartbeat_count: int | None = None
 
 
+StatusCounts = dict[tuple[str | None, str], int]  # (worker group, status) -> live runners
+
+
 def sweep_candidates(
     table: Table,
     now: float,
     segments: int = SCAN_SEGMENTS,
     page_limit: int | None = None,
     census: KeyCensus | None = None,
+    *,
+    statuses: StatusCounts | None = None,
 ) -> Iterator[SweepCandidate]:
     """Every active, unexpired runner, and every flagged runner whose stale event is still owed.
 
     With a census, the same scan also counts each key's live runners (flagged ones included) in it.
+    With statuses, it counts every live runner by worker group and status (the dashboard's gauges):
+    the filter then lets every live item through, which costs no more read units (a Scan is charged
+    for what it reads, before its filter), only the transfer of the stale, terminating and retired ones.
     """
     candidate = f"(#status = :active AND {TTL_ATTRIBUTE} > :now) OR attribute_exists(eventPending)"
+    if statuses is not None:
+        candidate += f" OR {TTL_ATTRIBUTE} > :now"
     projection = (
         f"taskrunnerId, {FULL_ID_ATTRIBUTE}, #status, lastSeen, workerGroup, hostname, staleAt, eventPending, resetAt, "
         "firstSeen, heartbeatCount"
     )
     if census is not None:
         candidate += f" OR (attribute_exists({KEY_ATTRIBUTE}) AND {TTL_ATTRIBUTE} > :now)"
-        projection += f", {KEY_ATTRIBUTE}, {TTL_ATTRIBUTE}"
+        projection += f", {KEY_ATTRIBUTE}"
+    if census is not None or statuses is not None:
+        projection += f", {TTL_ATTRIBUTE}"
     items = _parallel_scan(
         table,
         segments,
@@ -74,13 +86,17 @@ def sweep_candidates(
         ExpressionAttributeValues={":active": {"S": Status.ACTIVE.value}, ":now": number(now)},
     )
     for item in items:
-        if census is not None:
-            live = float(item[TTL_ATTRIBUTE]["N"]) > now
-            # A retired runner has left the fleet: it frees its key's slot at this census, as an expired one does.
-            if KEY_ATTRIBUTE in item and live and item["status"]["S"] != Status.RETIRED.value:
-                census.saw(item[KEY_ATTRIBUTE]["S"], float(item["lastSeen"]["N"]))
-            if not (("eventPending" in item) or (live and item["status"]["S"] == Status.ACTIVE.value)):
-                continue  # counted, and nothing for the sweeper to judge
+        live = TTL_ATTRIBUTE in item and float(item[TTL_ATTRIBUTE]["N"]) > now  # TTL projected when counting
+        if statuses is not None and live and "status" in item and is_runner_item(item):
+            group = (item.get("workerGroup", {}).get("S"), item["status"]["S"])
+            statuses[group] = statuses.get(group, 0) + 1
+        # A retired runner has left the fleet: it frees its key's slot at this census, as an expired one does.
+        if census is not None and KEY_ATTRIBUTE in item and live and item["status"]["S"] != Status.RETIRED.value:
+            census.saw(item[KEY_ATTRIBUTE]["S"], float(item["lastSeen"]["N"]))
+        if (census is not None or statuses is not None) and not (
+            ("eventPending" in item) or (live and item.get("status", {}).get("S") == Status.ACTIVE.value)
+        ):
+            continue  # counted, and nothing for the sweeper to judge
         yield SweepCandidate(
             taskrunner_id=taskrunner_id(item),
             status=item["status"]["S"],
