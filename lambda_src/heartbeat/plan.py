@@ -237,16 +237,22 @@ def compute_scope_state(
     return ScopeState.NORMAL, share
 
 
-def next_hold(previous: Hold | None, held_now: bool, now: float, previous_sweep_at: float | None) -> Hold | None:
+def next_hold(
+    previous: Hold | None, held_now: bool, now: float, previous_sweep_at: float | None, threshold: int
+) -> Hold | None:
     """A scope's hold after this sweep.
 
-    A hold goes on while consecutive sweeps hold. A new one is dated from the previous
-    completed sweep, the last time the scope was seen not held: our outage may have begun at
-    any time after it.
+    A hold goes on while consecutive sweeps hold, and also when the scope is held again while the
+    previous hold's grace still runs (a heartbeat or two got through our outage, then it went on):
+    a new hold dated later would drop that grace, and flag the runners it protected while the
+    scope is held. Otherwise a new one is dated from the previous completed sweep, the last time
+    the scope was seen not held: our outage may have begun at any time after it.
     """
     if not held_now:
         return previous
-    if previous is not None and previous_sweep_at is not None and previous.last >= previous_sweep_at:
+    if previous is not None and (
+        (previous_sweep_at is not None and previous.last >= previous_sweep_at) or now - previous.last <= threshold
+    ):
         return Hold(previous.since, now)
     return Hold(previous_sweep_at if previous_sweep_at is not None else now, now)
 
@@ -437,7 +443,7 @@ def plan_sweep(
                 watch_gap=watch_gap,
             )
             scopes[scope] = ScopeDecision(scope, state, why, threshold)
-            hold = next_hold(holds.get(scope), state.held, now, previous_sweep_at)
+            hold = next_hold(holds.get(scope), state.held, now, previous_sweep_at, threshold)
             if hold is not None:
                 holds[scope] = hold
         # Right after our outage (a hold or a new watch within the longest threshold) every runner's average

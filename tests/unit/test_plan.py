@@ -178,6 +178,21 @@ def test_after_our_outage_every_runner_gets_a_full_threshold_from_the_last_held_
     assert {after.judge(r).verdict for r in runners[6:]} == {Verdict.STALE}
 
 
+def test_one_heartbeat_getting_through_our_outage_does_not_end_its_grace() -> None:
+    # Our outage began at T - 2000 and goes on; at T + 3600 one runner's heartbeat gets through, then
+    # the path is down again. The fleet is held again once that runner falls silent: the new hold must
+    # not drop the grace of the first, or every runner it protected is flagged while the fleet is held.
+    runners = [R(f"r-{i}", T - 2000 - i * PERIOD / 10) for i in range(10)]
+    flicker = T + 3600
+    state = steady(T)
+    for now in range(int(T), int(flicker + 2 * THRESHOLD), 300):
+        seen = [R("r-0", flicker), *runners[1:]] if now >= flicker else runners
+        plan = plan_of(seen, now=float(now), previous=state)
+        stale = [r.taskrunner_id for r in seen if plan.judge(r).verdict is Verdict.STALE]
+        assert stale == [], (now - T, plan.scopes[None].state, stale)
+        state = plan.next_state(float(now) + 2)
+
+
 def test_runners_already_stale_when_a_hold_began_are_still_flagged() -> None:
     runners = [R(f"r-{i}", T - 2000 - i * 90) for i in range(10)] + [R("died-earlier", T - THRESHOLD - 400)]
     plan = plan_of(runners)
