@@ -32,7 +32,11 @@ def named(scenarios: list[Scenario], *names: str) -> list[Scenario]:
 
 OUTAGES = [
     *named(
-        OUR_OUTAGES, "heartbeat path down 1 h", "DynamoDB writes fail 1 h, reads work", "sweeper down 1 h, then back"
+        OUR_OUTAGES,
+        "heartbeat path down 1 h",
+        "heartbeat path down 6 h, but for 5 min after 1 h",
+        "DynamoDB writes fail 1 h, reads work",
+        "sweeper down 1 h, then back",
     ),
     *named(PER_GROUP, "heartbeat path down 1 h (per-group thresholds)"),
 ]
