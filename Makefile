@@ -14,11 +14,16 @@ EXAMPLE_CONTEXT := -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcd
 CONTEXT ?=
 REQUIRE_APPROVAL ?=
 
-.PHONY: help venv node constraints serve test test-fast fuzz soak bench cost simulate lint format synth deploy diff clean
+.PHONY: help venv node constraints serve test test-fast test-unit test-integration test-endtoend test-infra test-docs fuzz soak bench cost simulate lint format synth deploy diff clean
 
 help:
 	@echo "make serve   run the endpoint locally on http://127.0.0.1:$(PORT) (embedded DynamoDB on :8081)"
-	@echo "make test    lint, then the whole test suite"
+	@echo "make test    lint, then the whole test suite (every tier below)"
+	@echo "make test-fast  tests/unit alone: pure, no AWS, seconds"
+	@echo "make test-integration  tests/integration: the handler, store and sweeper in process on moto"
+	@echo "make test-endtoend  tests/endtoend: make serve started as a process, real clients, the wheel in a fresh venv"
+	@echo "make test-infra  tests/infra: CDK synth, cdk-nag, cfn-lint"
+	@echo "make test-docs  tests/docs: the commands the docs show"
 	@echo "make lint    ruff + mypy"
 	@echo "make fuzz    the long generated-input run (50,000 examples per property)"
 	@echo "make bench   measure requests per heartbeat, handler overhead, cold start, sweeper scale, throughput"
@@ -77,7 +82,7 @@ fuzz: $(VENV)/.installed
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:logging tests/integration/test_fuzz.py tests/integration/test_fuzz_authorization.py tests/integration/test_races.py
 
 soak: $(VENV)/.installed
-	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/integration/test_load.py
+	LOAD_HEARTBEATS=20000 $(PY) -m pytest -p no:logging tests/endtoend/test_load.py
 
 # The fleet simulator's grid (tests/simulation): SIMULATE_SIZES=10,100 by default; 10000 plays the chosen
 # rows of scenarios.LARGE (minutes each); SIMULATE_ONLY=<part of a scenario name> narrows it.
@@ -93,8 +98,21 @@ bench: $(VENV)/.installed
 cost: $(VENV)/.installed
 	PYTHONPATH=lambda_src:. $(PY) -m bench.cost
 
-test-fast: $(VENV)/.installed
+# One target per tier, cheapest first; `make test` runs them all (testpaths in pyproject.toml).
+test-fast test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
+
+test-integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+test-endtoend: $(VENV)/.installed node_modules/.installed
+	$(PY) -m pytest tests/endtoend
+
+test-infra: $(VENV)/.installed node_modules/.installed
+	$(PY) -m pytest tests/infra
+
+test-docs: $(VENV)/.installed node_modules/.installed
+	$(PY) -m pytest tests/docs
 
 synth: $(VENV)/.installed node_modules/.installed
 	$(CDK) synth $(CDK_FLAGS) --quiet $(if $(strip $(CONTEXT)),$(CONTEXT),$(EXAMPLE_CONTEXT))

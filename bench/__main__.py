@@ -31,7 +31,12 @@ from bench.canned import RUNNER_ATTRIBUTES, Attempts, CannedDynamoDB, canned_end
 from bench.capacity import item_size, write_units
 from bench.logbytes import log_bytes
 from heartbeat.clients import CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import (
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_STALE_AFTER_SECONDS,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
+    Config,
+)
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.store import RunnerStore
 from heartbeat.sweeper import sweep
@@ -44,8 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 TABLE = "bench"
 KEYS: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
-THRESHOLD = 2700
-RETENTION = 7 * 24 * 3600
+THRESHOLD = DEFAULT_STALE_AFTER_SECONDS
+RETENTION = DEFAULT_RETENTION_SECONDS
+SWEEP_INTERVAL = DEFAULT_SWEEP_INTERVAL_SECONDS
 # A realistic runner: EC2-style ids and host names.
 BEAT = {
     "taskrunnerId": "i-0a1b2c3d4e5f67890-taskrunner",
@@ -106,8 +112,8 @@ def requests_per_heartbeat() -> dict[str, Any]:
         sweep(store, config, clock[0])
         clock[0] += THRESHOLD + 1  # silent past the threshold, no sweep since
         rows.append(beat("stale heartbeat (silent, not yet flagged)"))
-        for _ in range(int(THRESHOLD / 300) + 2):  # the sweeper runs on schedule while the runner is silent
-            clock[0] += 300
+        for _ in range(int(THRESHOLD / SWEEP_INTERVAL) + 2):  # the sweeper runs on schedule while the runner is silent
+            clock[0] += SWEEP_INTERVAL
             sweep(store, config, clock[0])
         rows.append(beat("terminate answer (flagged runner)"))
         clock[0] += RETENTION + 1

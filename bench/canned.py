@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
+from tests.support import canned_response
+
 # A steady runner's record, as UpdateItem with ReturnValues=ALL_NEW answers it.
 RUNNER_ATTRIBUTES: dict[str, Any] = {
     "taskrunnerId": {"S": "i-0a1b2c3d4e5f67890-taskrunner"}, "status": {"S": "active"},
@@ -53,14 +55,6 @@ class Attempts:
         snapshot.update(self.counts)
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
 class CannedDynamoDB:
     """Answers every request of a client at before-send: throttled `throttle_first` times, then success."""
 
@@ -71,8 +65,8 @@ class CannedDynamoDB:
     def _answer(self, request: Any, **_: Any) -> AWSResponse:
         if self.throttles_left > 0:
             self.throttles_left -= 1
-            return AWSResponse(request.url, 400, HEADERS, _Raw(THROTTLED_ANSWER))  # type: ignore[arg-type]
-        return AWSResponse(request.url, 200, HEADERS, _Raw(UPDATE_ITEM_ANSWER))  # type: ignore[arg-type]
+            return canned_response(request.url, 400, THROTTLED_ANSWER, HEADERS)
+        return canned_response(request.url, 200, UPDATE_ITEM_ANSWER, HEADERS)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import prices as p
 from bench.capacity import READ_UNIT_BYTES
+from heartbeat.config import DEFAULT_SWEEP_INTERVAL_SECONDS
 from heartbeat.observability import WORKER_GROUPS_GAUGED, MetricName
 from heartbeat.runners import Status
 
@@ -36,7 +37,7 @@ FRONT_DOORS = {
 }
 SECONDS_A_MONTH = p.HOURS_A_MONTH * 3600
 HEARTBEATS_A_RUNNER_A_MONTH = SECONDS_A_MONTH / 900  # every 15 minutes: 2,920
-SWEEP_SECONDS = 300  # the stack's default sweep interval
+SWEEP_SECONDS = DEFAULT_SWEEP_INTERVAL_SECONDS  # the stack's default sweep interval
 SWEEPS_A_MONTH = SECONDS_A_MONTH / SWEEP_SECONDS  # 8,760
 ASSUMPTIONS = {
     "vpc_endpoint_azs": (3, "the private API's interface endpoint in three AZs (one per subnet of a typical VPC)"),

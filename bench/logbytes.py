@@ -23,7 +23,12 @@ import boto3
 from moto import mock_aws
 
 from bench.canned import RUNNER_ATTRIBUTES
-from heartbeat.config import Config
+from heartbeat.config import (
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_STALE_AFTER_SECONDS,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
+    Config,
+)
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.observability import SERVICE
 from heartbeat.store import RunnerStore
@@ -44,8 +49,8 @@ REST_ACCESS_LOG_FORMAT = (
 EVENT_OVERHEAD_BYTES = 26
 KEYS: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 TABLE = "logbytes"
-THRESHOLD = 2700
-RETENTION = 7 * 24 * 3600
+THRESHOLD = DEFAULT_STALE_AFTER_SECONDS
+RETENTION = DEFAULT_RETENTION_SECONDS
 BEAT = {
     "taskrunnerId": str(RUNNER_ATTRIBUTES["taskrunnerId"]["S"]),
     "workerGroup": str(RUNNER_ATTRIBUTES["workerGroup"]["S"]),
@@ -153,8 +158,8 @@ def log_bytes() -> dict[str, Any]:
             beat("refused heartbeat (bad JSON)", shape, "{")
         # A flagged runner's next heartbeat: the terminate answer.
         clock[0] += THRESHOLD + 1
-        for _ in range(int(THRESHOLD / 300) + 2):
-            clock[0] += 300
+        for _ in range(int(THRESHOLD / DEFAULT_SWEEP_INTERVAL_SECONDS) + 2):
+            clock[0] += DEFAULT_SWEEP_INTERVAL_SECONDS
             sweep(store, config, clock[0])
         for shape in ("rest", "alb"):
             runner = {**BEAT, "taskrunnerId": BEAT["taskrunnerId"] + f"-{shape}-runner"}

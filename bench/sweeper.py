@@ -38,16 +38,17 @@ from moto import mock_aws
 
 from bench.capacity import READ_UNIT_BYTES, item_size, scan_read_units
 from heartbeat.clients import CLIENT_CONFIG, SCAN_SEGMENTS
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, Config
 from heartbeat.observability import SERVICE
 from heartbeat.store import RunnerStore, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
+from tests.support import canned_response
 
 TABLE = "bench"
 KEYS: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
-THRESHOLD = 2700
-RETENTION = 7 * 24 * 3600
+THRESHOLD = DEFAULT_STALE_AFTER_SECONDS
+RETENTION = DEFAULT_RETENTION_SECONDS
 NOW = 1_795_521_600.0
 PAGE_BYTES = 1024 * 1024  # a Scan page: at most 1 MB of scanned item data (DynamoDB's Scan documentation)
 # DynamoDB's service time for one 1 MB Scan page: an assumption, not a measurement (no AWS here).
@@ -130,18 +131,7 @@ class CannedTable:
 
 
 def _response(url: str, body: bytes) -> AWSResponse:
-    headers: Any = {"x-amzn-RequestId": "bench"}
-    return AWSResponse(url, 200, headers, _Raw(body))
-
-
-class _Raw:
-    """The raw body of a canned HTTP response, as urllib3 would stream it."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Any:
-        yield self.body
+    return canned_response(url, 200, body, {"x-amzn-RequestId": "bench"})
 
 
 def canned_sweep(

@@ -18,7 +18,7 @@ from heartbeat.config import Config, ConfigError
 from heartbeat.plan import MIN_RUNNERS_TO_JUDGE
 from heartbeat_local.children import Child
 from heartbeat_local.server import ServeSettings, SettingError, keys_kms_alias, keys_table_name
-from heartbeat_ops.local import STALE_EVENTS_QUEUE
+from heartbeat_ops.local import LOCAL_STORE_URL, LOCAL_TABLE_NAME, STALE_EVENTS_QUEUE
 
 BACKLOG = 1024  # clients that connect together wait for an environment instead of being reset
 
@@ -124,8 +124,17 @@ def _start_store(settings: ServeSettings, children: list[Child]) -> tuple[str, s
     return endpoint, queue
 
 
+def _where_ops_looks(settings: ServeSettings, dynamodb: str) -> str:
+    """What heartbeat-ops needs to be told to reach this store: nothing on the default port and table."""
+    named = "" if dynamodb == LOCAL_STORE_URL else f" --endpoint-url {dynamodb}"
+    if settings.table_name != LOCAL_TABLE_NAME:
+        named += f" --table {settings.table_name}"
+    return named
+
+
 def _announce(settings: ServeSettings, config: Config, url: str, dynamodb: str, queue: str | None) -> None:
     store = "embedded, in memory" if settings.dynamodb_endpoint is None else "external"
+    where = _where_ops_looks(settings, dynamodb)
     lines = [
         f"Heartbeat endpoint: {url}  ({settings.workers} execution environments)",
         *_rules(settings, config),
@@ -136,7 +145,7 @@ def _announce(settings: ServeSettings, config: Config, url: str, dynamodb: str, 
     if os.environ.get("AUTH_MODE") == "sigv4":
         lines += [
             "Authentication: sigv4 (heartbeats must be signed with a key issued here)",
-            "Try: .venv/bin/heartbeat-ops keys create",
+            f"Try: .venv/bin/heartbeat-ops keys create{where}",
             "     then sign with it: AWS_ACCESS_KEY_ID=<id> AWS_SECRET_ACCESS_KEY=<secret> .venv/bin/aws datapipeline "
             f"report-task-runner-heartbeat --taskrunner-id r-1 --endpoint-url {url} --region us-east-1",
         ]
@@ -146,7 +155,7 @@ def _announce(settings: ServeSettings, config: Config, url: str, dynamodb: str, 
             "Authentication: none (AUTH_MODE=sigv4 to verify signatures)",
             f"Try: curl -s -w '\\n' {heartbeat} {url}/",
         ]
-    lines.append("     .venv/bin/heartbeat-ops runners list")
+    lines.append(f"     .venv/bin/heartbeat-ops runners list{where}")
     print("\n".join(lines), flush=True)
 
 

@@ -11,6 +11,13 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
+from heartbeat.config import (
+    DEFAULT_MASS_STALE_FRACTION,
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_STALE_AFTER_SECONDS,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
+)
+
 ACCESS_HELP = (
     "Choose who can reach the endpoint (it is never open by default):\n"
     "  -c endpointType=private -c vpcEndpointIds=vpce-0123456789abcdef0[,vpce-...]   "
@@ -23,6 +30,10 @@ ACCESS_HELP = (
     "An internet-open endpoint needs the explicit -c endpointType=regional -c allowedSourceCidrs=0.0.0.0/0."
 )
 ENDPOINT_TYPES = ("private", "regional", "alb")
+# The handlers' defaults (heartbeat.config), in the units the context takes: one source for both.
+DEFAULT_STALE_AFTER_MINUTES = DEFAULT_STALE_AFTER_SECONDS // 60
+DEFAULT_RETENTION_DAYS = DEFAULT_RETENTION_SECONDS // 86_400
+DEFAULT_SWEEP_INTERVAL_MINUTES = int(DEFAULT_SWEEP_INTERVAL_SECONDS // 60)
 AUTH_MODES = ("sigv4", "none")  # -c auth=...: the first is the default (heartbeat.config.AuthMode's values)
 BILLING_MODES = ("on-demand", "provisioned")
 DEFAULT_STACK_NAME = "TaskRunnerHeartbeat"
@@ -84,10 +95,10 @@ class DeploySettings:
     alb_plain_http: bool = False
     alb_access_log_bucket: str | None = None
     alb_domain_name: str | None = None  # the name clients call, which the certificate covers
-    stale_after_minutes: int = 45
-    retention_days: int = 7
-    sweep_interval_minutes: int = 5
-    mass_stale_fraction: float = 0.5
+    stale_after_minutes: int = DEFAULT_STALE_AFTER_MINUTES
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    sweep_interval_minutes: int = DEFAULT_SWEEP_INTERVAL_MINUTES
+    mass_stale_fraction: float = DEFAULT_MASS_STALE_FRACTION
     throttle_rate: int = 50
     throttle_burst: int = 100
     log_retention_days: int = 30
@@ -132,10 +143,10 @@ class DeploySettings:
         access = _access(get)
         settings = cls(
             **access,
-            stale_after_minutes=_int(get, "staleAfterMinutes", 45, 1, 7 * 24 * 60),
-            retention_days=_int(get, "retentionDays", 7, 1, 365),
-            sweep_interval_minutes=_int(get, "sweepIntervalMinutes", 5, 1, 60),
-            mass_stale_fraction=_float(get, "massStaleFraction", 0.5),
+            stale_after_minutes=_int(get, "staleAfterMinutes", DEFAULT_STALE_AFTER_MINUTES, 1, 7 * 24 * 60),
+            retention_days=_int(get, "retentionDays", DEFAULT_RETENTION_DAYS, 1, 365),
+            sweep_interval_minutes=_int(get, "sweepIntervalMinutes", DEFAULT_SWEEP_INTERVAL_MINUTES, 1, 60),
+            mass_stale_fraction=_float(get, "massStaleFraction", DEFAULT_MASS_STALE_FRACTION),
             throttle_rate=_int(get, "throttleRate", 50, 1, 10_000),
             throttle_burst=_int(get, "throttleBurst", 100, 1, 5_000),
             log_retention_days=_int(get, "logRetentionDays", 30, 1, 3653),

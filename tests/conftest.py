@@ -118,7 +118,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def config() -> Config:
-    return Config(table_name=TABLE, stale_after_seconds=2700, retention_seconds=7 * 24 * 3600)
+    return Config(table_name=TABLE)  # the defaults: heartbeat.config's
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: canonical events, a controllable clock, request counting, store faults."""
+"""The tests' helpers and doubles, once: canonical events, a controllable clock, Lambda's context, request
+counting, store faults and canned answers at botocore's hooks (the bench uses them too)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -20,6 +21,8 @@ from unittest import mock
 import botocore.auth
 from botocore.awsrequest import AWSRequest, AWSResponse, HTTPHeaders
 from botocore.credentials import Credentials
+
+from heartbeat_local.gateway import LocalLambdaContext
 
 EVENTS = Path(__file__).parent / "events"
 TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
@@ -174,19 +177,8 @@ class FakeClock:
         return self.now
 
 
-@dataclass
-class LambdaContext:
-    """The attributes of Lambda's context that Powertools reads."""
-
-    function_name: str = "heartbeat-api"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:heartbeat-api"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_ms: int = 300_000  # what get_remaining_time_in_millis answers: a fresh 5-minute invocation
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+# Lambda's context as the handlers read it (Powertools' attributes): the one make serve passes them.
+LambdaContext = LocalLambdaContext
 
 
 class RequestCounter:
@@ -261,6 +253,8 @@ class LostResponse:
 
 
 class _Raw:
+    """An HTTP body as urllib3 streams it to botocore."""
+
     def __init__(self, body: bytes) -> None:
         self._body = body
 
@@ -268,10 +262,15 @@ class _Raw:
         yield self._body
 
 
+def canned_response(url: str, status: int, body: bytes, headers: dict[str, str] | None = None) -> AWSResponse:
+    """An HTTP answer as botocore receives it, for a before-send hook to return: botocore parses it as sent."""
+    return AWSResponse(url, status, HTTPHeaders.from_dict(headers or {}), _Raw(body))
+
+
 def error_response(status: int, code: str) -> Callable[[], AWSResponse]:
     """A DynamoDB error answer, as botocore would receive it."""
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
-    return lambda: AWSResponse("http://dynamodb", status, HTTPHeaders.from_dict({"x-amzn-ErrorType": code}), _Raw(body))
+    return lambda: canned_response("http://dynamodb", status, body, {"x-amzn-ErrorType": code})
 
 
 def raise_(error: Exception) -> Callable[[], Any]:
@@ -281,31 +280,6 @@ def raise_(error: Exception) -> Callable[[], Any]:
         raise error
 
     return fail
-
-
-def item_size(item: dict[str, Any]) -> int:
-    """An item's size in bytes as DynamoDB bills it: each attribute's UTF-8 name plus its value.
-
-    A string counts its UTF-8 bytes; a number 1 byte per two significant digits, plus 1; a Boolean 1.
-    """
-    size = 0
-    for name, value in item.items():
-        size += len(name.encode())
-        if "S" in value:
-            size += len(value["S"].encode())
-        elif "N" in value:
-            digits = value["N"].lstrip("-").replace(".", "").strip("0") or "0"
-            size += (len(digits) + 1) // 2 + 1
-        elif "BOOL" in value:
-            size += 1
-        else:
-            raise ValueError(f"no size rule here for {value}")
-    return size
-
-
-def write_units(item: dict[str, Any]) -> int:
-    """Write units for writing the item: one per 1 KB, rounded up."""
-    return -(-item_size(item) // 1024)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
@@ -477,7 +478,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _emit_worker_group_gauges(gauges: dict[str, dict[str, int]]) -> None:
-    """One EMF record per (worker group, status): dimensions service, workerGroup, status (the dashboard's search)."""
+    """One EMF record per (worker group, status): dimensions service, workerGroup, status (the dashboard's search).
+
+    single_metric prints even with metrics disabled (make serve, tests), so Powertools' own rule is asked first.
+    """
+    if is_metrics_disabled():
+        return
     for group, counts in gauges.items():
         for status, count in counts.items():
             with single_metric(

@@ -8,6 +8,12 @@ import sys
 
 import pytest
 
+from heartbeat.config import (
+    DEFAULT_MASS_STALE_FRACTION,
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_STALE_AFTER_SECONDS,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
+)
 from heartbeat_local.process import ROOT
 from infra.settings import DeploySettings, SettingsError
 
@@ -35,11 +41,15 @@ def test_app_without_access_context_exits_with_one_clear_line() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_defaults_match_the_readme() -> None:
+def test_defaults_are_the_handlers_and_match_the_docs() -> None:
     got = settings(endpointType="private", vpcEndpointIds="vpce-0123456789abcdef0")
-    assert (got.stale_after_minutes, got.retention_days, got.sweep_interval_minutes) == (45, 7, 5)
+    # The handler's defaults are pinned once, in tests/unit/test_config.py; the stack's are the same ones.
+    assert (got.stale_after_minutes * 60, got.retention_days * 86_400, got.sweep_interval_minutes * 60) == (
+        DEFAULT_STALE_AFTER_SECONDS, DEFAULT_RETENTION_SECONDS, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    )  # fmt: skip
+    assert got.mass_stale_fraction == DEFAULT_MASS_STALE_FRACTION
     assert (got.throttle_rate, got.throttle_burst, got.log_retention_days) == (50, 100, 30)
-    assert (got.mass_stale_fraction, got.table_encryption, got.retain_data) == (0.5, "aws-owned", True)
+    assert (got.table_encryption, got.retain_data) == ("aws-owned", True)
     assert got.sdk_tracing is False
 
 

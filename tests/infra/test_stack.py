@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, DEFAULT_SWEEP_INTERVAL_SECONDS
 from heartbeat_local.process import ROOT
 from infra.monitoring import NAMESPACE
 from tests.infra.conftest import Synth
@@ -120,8 +121,8 @@ def test_every_function_is_python_313_arm64_traced_with_the_powertools_layer(pri
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert len(props["Layers"]) == 1
         env = props["Environment"]["Variables"]
-        assert env["STALE_AFTER_SECONDS"] == "2700"
-        assert env["RETENTION_SECONDS"] == str(7 * 24 * 3600)
+        assert env["STALE_AFTER_SECONDS"] == str(DEFAULT_STALE_AFTER_SECONDS)  # the stack's defaults are the handler's
+        assert env["RETENTION_SECONDS"] == str(DEFAULT_RETENTION_SECONDS)
         assert env["POWERTOOLS_TRACE_DISABLED"] == "true"  # X-Ray SDK subsegments are opt-in (cold start)
         assert env["TABLE_NAME"] == {"Ref": Match.string_like_regexp("^RunnersTable")} or "Ref" in env["TABLE_NAME"]
     parameters = private.template.find_parameters("*")
@@ -614,7 +615,7 @@ def test_trace_sampling_is_a_rule_on_the_rest_stage_and_the_handler_follows_it(p
 
 
 def test_every_function_knows_the_sweep_interval_it_runs_on(private: Synth, regional: Synth) -> None:
-    for synth, seconds in ((private, "300"), (regional, "120")):
+    for synth, seconds in ((private, str(DEFAULT_SWEEP_INTERVAL_SECONDS)), (regional, "120")):
         _, sweeper = function(synth.template, "heartbeat.sweeper.lambda_handler")
         assert sweeper["Properties"]["Environment"]["Variables"]["SWEEP_INTERVAL_SECONDS"] == seconds
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, Config
 from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher, iso
 from heartbeat.model import HeartbeatRequest
 from heartbeat.plan import SweepState
@@ -24,7 +24,7 @@ from heartbeat_local.server import create_table
 
 NOW = 1_795_521_600.0
 TABLE = "events"
-RETENTION = 7 * 24 * 3600
+RETENTION = DEFAULT_RETENTION_SECONDS
 REGION = {"region_name": "us-east-1"}
 
 
@@ -93,7 +93,7 @@ def test_one_event_per_flagged_runner_with_the_documented_shape(aws: dict[str, A
         "workerGroup": "etl",
         "lastSeen": "2026-11-24T11:10:00.000Z",
         "staleAt": "2026-11-24T12:00:00.000Z",
-        "staleAfterSeconds": 2700,
+        "staleAfterSeconds": DEFAULT_STALE_AFTER_SECONDS,
     }
     assert store.get_runner("silent").event_pending is False  # type: ignore[union-attr]
     assert sweep(store, Config(TABLE), NOW + 300, StaleEventPublisher("default", aws["events"])).events_published == 0

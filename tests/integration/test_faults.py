@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 from heartbeat.clients import CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_STALE_AFTER_SECONDS, Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore, StoreError
@@ -157,7 +157,7 @@ def test_a_lost_response_still_answers_from_the_record_a_flagged_runner_is_told_
     dependencies = Dependencies(Config(client.table), store, clock)
     beat(dependencies)
     clock.advance(3000)
-    assert store.flag_stale("r-1", last_seen_before=clock.now - 2700, now=clock.now)
+    assert store.flag_stale("r-1", last_seen_before=clock.now - DEFAULT_STALE_AFTER_SECONDS, now=clock.now)
     LostResponse(client, "UpdateItem", error_response(500, "InternalServerError"))
     assert beat(dependencies)[:2] == (200, {"terminate": True})
     assert store.get_runner("r-1").heartbeat_count == 2  # type: ignore[union-attr]

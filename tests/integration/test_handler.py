@@ -10,7 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from heartbeat.config import Config
+from bench.capacity import item_size, write_units
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, Config
 from heartbeat.handler import Dependencies, lambda_handler, make_handler
 from heartbeat.runners import Status
 from heartbeat.store import RunnerStore
@@ -24,9 +25,7 @@ from tests.support import (
     answer,
     error_response,
     heartbeat_event,
-    item_size,
     request_id_sent,
-    write_units,
 )
 
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -62,7 +61,7 @@ def test_first_heartbeat_answers_keep_working_and_stores_the_runner(
             "firstSeen": {"N": f"{clock.now:.3f}"},
             "lastSeen": {"N": f"{clock.now:.3f}"},
             "heartbeatCount": {"N": "1"},
-            "expiresAt": {"N": str(int(clock.now) + 7 * 24 * 3600)},
+            "expiresAt": {"N": str(int(clock.now) + DEFAULT_RETENTION_SECONDS)},
         }
     ]
 
@@ -125,7 +124,7 @@ def test_next_heartbeat_updates_last_seen_and_count_but_not_first_seen(
     assert runner is not None
     assert (runner.first_seen, runner.last_seen, runner.heartbeat_count) == (first, first + 900, 2)
     assert runner.hostname == "moved-host"
-    assert runner.expires_at == int(first + 900) + 7 * 24 * 3600
+    assert runner.expires_at == int(first + 900) + DEFAULT_RETENTION_SECONDS
 
 
 @pytest.mark.parametrize("when", ["first", "steady"])
@@ -380,7 +379,7 @@ def test_record_past_its_ttl_is_a_new_runner(
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":stale": {"S": "stale"}},
     )
-    clock.advance(7 * 24 * 3600 + 1)  # past the TTL; moto, like DynamoDB for days, has not deleted it
+    clock.advance(DEFAULT_RETENTION_SECONDS + 1)  # past the TTL; moto, like DynamoDB for days, has not deleted it
     dynamodb_calls.reset()
     status, body, _ = answer(call(make_event(BEAT), dependencies))
     assert (status, body) == (200, {"terminate": False})
@@ -441,4 +440,4 @@ def test_the_request_token_adds_28_bytes_and_no_write_unit_to_a_typical_runner(
     [item] = items(dynamodb)
     without = {name: value for name, value in item.items() if name != "requestToken"}
     assert item_size(item) - item_size(without) == 28  # "requestToken" and 16 characters
-    assert write_units(item) == write_units(without) == 1  # the whole item is under 200 bytes
+    assert write_units(None, item) == write_units(None, without) == 1  # the whole item is under 200 bytes

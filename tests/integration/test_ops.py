@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, Config
 from heartbeat.model import HeartbeatRequest
 from heartbeat.plan import SweepState
 from heartbeat.store import RunnerStore
@@ -26,7 +26,7 @@ from tests.support import dynamodb_clock
 
 NOW = 1_795_521_600.0  # 2026-11-24T12:00:00Z
 TABLE = "ops"
-RETENTION = 7 * 24 * 3600
+RETENTION = DEFAULT_RETENTION_SECONDS
 
 
 def steady(now: float = NOW, config: Config | None = None) -> SweepState:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_MASS_STALE_FRACTION, Config
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import should_terminate
 from heartbeat.store import RunnerStore
@@ -60,7 +60,12 @@ def test_live_runners_are_never_flagged_and_silent_ones_always_are(
     client.delete_table(TableName=TABLE)  # type: ignore[attr-defined]
     create_table(client, TABLE)
     store = RunnerStore(TABLE, client=client)  # type: ignore[arg-type]
-    config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION, mass_stale_fraction=0.5)
+    config = Config(
+        TABLE,
+        stale_after_seconds=THRESHOLD,
+        retention_seconds=RETENTION,
+        mass_stale_fraction=DEFAULT_MASS_STALE_FRACTION,
+    )
     start = 1_000_000.0
 
     beats = []  # (time, runner, silence before this beat; 0 for its first)

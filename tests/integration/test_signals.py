@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, Config
 from heartbeat.model import HeartbeatRequest
 from heartbeat.plan import SweepState
 from heartbeat.signals import make_handler, runner_ids
@@ -17,7 +17,7 @@ from tests.conftest import TABLE
 from tests.support import LambdaContext, load_event
 
 NOW = 1_795_521_600.0
-RETENTION = 7 * 24 * 3600
+RETENTION = DEFAULT_RETENTION_SECONDS
 EC2 = "i-1234567890abcdef0"
 ASG = "i-0fedcba9876543210"
 ECS = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from heartbeat.config import Config
+from heartbeat.config import (
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_STALE_AFTER_SECONDS,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
+    Config,
+)
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.model import HeartbeatRequest
 from heartbeat.plan import SweepState
@@ -17,8 +22,8 @@ from heartbeat.sweeper import SweepReport, lambda_handler, sweep
 from tests.conftest import TABLE
 from tests.support import FakeClock, LambdaContext, heartbeat_event
 
-THRESHOLD = 2700
-RETENTION = 7 * 24 * 3600
+THRESHOLD = DEFAULT_STALE_AFTER_SECONDS
+RETENTION = DEFAULT_RETENTION_SECONDS
 
 
 def beat(store: RunnerStore, runner_id: str, now: float) -> None:
@@ -34,7 +39,13 @@ def heartbeat_answer(dependencies: Dependencies, runner_id: str) -> bool:
     return bool(json.loads(result["body"])["terminate"])
 
 
-def sweep_through(store: RunnerStore, config: Config, clock: FakeClock, seconds: float, interval: float = 300) -> int:
+def sweep_through(
+    store: RunnerStore,
+    config: Config,
+    clock: FakeClock,
+    seconds: float,
+    interval: float = DEFAULT_SWEEP_INTERVAL_SECONDS,
+) -> int:
     """Advance the clock by seconds with the sweeper running every interval, as the schedule does.
 
     Returns how many runners those sweeps flagged; the last sweep runs at the final time.
@@ -338,7 +349,7 @@ def test_lambda_handler_reports_and_counts_metrics(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TABLE_NAME", TABLE)
-    result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper"))  # type: ignore[arg-type]
+    result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper", remaining_ms=300_000))  # type: ignore[arg-type]
     assert (result["examined"], result["flagged"], result["held"]) == (0, 0, [])
     [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert (emf["RunnersFlagged"], emf["ScopesHeld"], emf["ShortThresholds"], emf["SweepsCompleted"]) == (

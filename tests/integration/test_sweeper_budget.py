@@ -173,7 +173,7 @@ def test_the_lambda_handler_stops_at_once_when_another_sweep_holds_the_lease(aws
     aws["store"].acquire_lease("an operator's sweep", time.time(), time.time() + 600)
     sweeper._dependencies.cache_clear()  # built once per cold start: this test's is a cold start on this table
     try:
-        result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper"))  # type: ignore[arg-type]
+        result = lambda_handler({"source": "aws.events"}, LambdaContext(function_name="sweeper", remaining_ms=300_000))  # type: ignore[arg-type]
     finally:
         sweeper._dependencies.cache_clear()
     assert result["skipped"] is True
@@ -225,11 +225,11 @@ def test_flags_past_the_sweeps_own_time_go_to_the_workers_and_each_is_written_on
     cut_short = worker_handler(sqs_event(first), LambdaContext(function_name="workers", remaining_ms=1000))  # type: ignore[arg-type]
     assert cut_short == {"batchItemFailures": [{"itemIdentifier": first["MessageId"]}]}
     for message in [first, *rest]:
-        done = worker_handler(sqs_event(message), LambdaContext(function_name="workers"))  # type: ignore[arg-type]
+        done = worker_handler(sqs_event(message), LambdaContext(function_name="workers", remaining_ms=60_000))  # type: ignore[arg-type]
         assert done == {"batchItemFailures": []}
         aws["sqs"].delete_message(QueueUrl=aws["work_queue"], ReceiptHandle=message["ReceiptHandle"])
     # A message delivered twice (a worker that finished but whose deletion was lost) writes nothing again.
-    again = worker_handler(sqs_event(rest[0]), LambdaContext(function_name="workers"))  # type: ignore[arg-type]
+    again = worker_handler(sqs_event(rest[0]), LambdaContext(function_name="workers", remaining_ms=60_000))  # type: ignore[arg-type]
     assert again == {"batchItemFailures": []}
     assert statuses(store) == {"active": LIVE, "stale": DEAD}
     assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, Config
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner, Status
 from heartbeat.store import RunnerStore, StoreError, SweepState
@@ -24,8 +24,8 @@ from heartbeat.sweeper import sweep
 from tests.conftest import TABLE
 
 NOW = 1_795_521_600.0
-THRESHOLD = 2700
-RETENTION = 7 * 24 * 3600
+THRESHOLD = DEFAULT_STALE_AFTER_SECONDS
+RETENTION = DEFAULT_RETENTION_SECONDS
 FLEET = 2000
 SEGMENTS = 5
 PAGE = 100  # runners per Scan page: four or five pages per segment

@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from heartbeat.config import AuthMode, Config
+from heartbeat.config import DEFAULT_STALE_AFTER_SECONDS, DEFAULT_SWEEP_INTERVAL_SECONDS, AuthMode, Config
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.key_cache import KeyCache
 from heartbeat.key_secrets import KeySecrets
@@ -45,7 +45,7 @@ from tests.support import LambdaContext, heartbeat_event, set_event_header, sign
 TABLE = "runners-attacked"
 START = 1_795_521_600.0  # 2026-11-24T12:00:00Z
 PERIOD = 900.0  # the fleet's beat
-SWEEP_INTERVAL = 300.0
+SWEEP_INTERVAL = float(DEFAULT_SWEEP_INTERVAL_SECONDS)
 HOUR = 3600.0
 KEYS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ATTACKS = ("blind", "keep-alive", "move")
@@ -183,7 +183,7 @@ class AttackSimulation:
         if self.attack == "blind":
             self.runners[3].dies_at = self.settled + HOUR
             self.runners[7].dies_at = self.settled + 3 * HOUR
-            return self.settled + 3 * HOUR + 2700 + 3 * SWEEP_INTERVAL
+            return self.settled + 3 * HOUR + DEFAULT_STALE_AFTER_SECONDS + 3 * SWEEP_INTERVAL
         if self.attack == "keep-alive":
             self.runners[0].dies_at = self.settled
             return self.settled + 3 * HOUR

@@ -32,7 +32,7 @@ import heapq
 import io
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +42,7 @@ from botocore.config import Config as BotoConfig
 from moto import mock_aws
 
 from heartbeat.clients import CLIENT_CONFIG
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_SWEEP_INTERVAL_SECONDS, Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.handler import Dependencies, make_handler
 from heartbeat.observability import logger
@@ -53,11 +53,11 @@ from heartbeat.store import RunnerStore, StoreError, SweepState
 from heartbeat.sweeper import sweep
 from heartbeat_local.server import create_table
 from heartbeat_ops.__main__ import main as ops_main
-from tests.support import LambdaContext, dynamodb_clock, heartbeat_event, load_event
+from tests.support import LambdaContext, canned_response, dynamodb_clock, heartbeat_event, load_event
 
 TABLE = "runners-simulated"
 START = 1_795_521_600.0  # 2026-11-24T12:00:00Z
-SWEEP_INTERVAL = 300  # the schedule's rate
+SWEEP_INTERVAL = DEFAULT_SWEEP_INTERVAL_SECONDS  # the schedule's rate
 SWEEP_PHASE = 17.0  # sweeps do not run on the minute the fleet started
 SWEEP_DURATION = 2.0  # how long a sweep takes, in simulated seconds
 JITTER = 0.05  # each beat comes up to 5% early or late
@@ -200,17 +200,9 @@ class _Faults:
         return _error(500, "InternalException") if self.events else None
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
 def _error(status: int, code: str) -> AWSResponse:
     body = json.dumps({"__type": code, "message": "injected by the fleet simulator"}).encode()
-    return AWSResponse("https://simulated", status, {"x-amzn-ErrorType": code}, _Raw(body))  # type: ignore[arg-type]
+    return canned_response("https://simulated", status, body, {"x-amzn-ErrorType": code})
 
 
 class Simulation:

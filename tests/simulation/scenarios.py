@@ -31,6 +31,10 @@ OUR_OUTAGES = [
     Scenario("heartbeat path down 1 h", path_down=(Window(0, HOUR),)),
     Scenario("heartbeat path down 6 h", path_down=(Window(0, 6 * HOUR),)),
     Scenario("heartbeat path down 3 days", path_down=(Window(0, 72 * HOUR),)),
+    Scenario(
+        "heartbeat path down 6 h, but for 5 min after 1 h",  # some heartbeats get through, then it goes on
+        path_down=(Window(0, HOUR), Window(HOUR + 300, 6 * HOUR)),
+    ),
     Scenario("DynamoDB writes fail 1 h, reads work", writes_down=(Window(0, HOUR),)),
     Scenario("EventBridge down 1 h", events_down=(Window(0, HOUR),)),
     Scenario("sweeper down 1 h, then back", sweeper_down=(Window(0, HOUR),)),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from heartbeat.config import Config
+from heartbeat.config import DEFAULT_STALE_AFTER_SECONDS, Config
 from heartbeat.plan import (
     FUTURE_TOLERANCE_SECONDS,
     MIN_RUNNERS_TO_JUDGE,
@@ -20,7 +20,7 @@ from heartbeat.plan import (
 )
 
 T = 1_000_000.0
-THRESHOLD = 2700
+THRESHOLD = DEFAULT_STALE_AFTER_SECONDS
 PERIOD = 900
 CONFIG = Config("t")
 GROUPS = Config("t", stale_after_by_worker_group={"fast": 600})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from heartbeat.config import DEFAULT_STALE_AFTER_SECONDS
 from tests.simulation import chart
 from tests.simulation.__main__ import row
 from tests.simulation.fleet import Outcome
@@ -32,7 +33,7 @@ def parts(lines: list[str]) -> tuple[str, list[str], int, list[int]]:
 
 
 def charted(outcomes: list[Outcome]) -> list[chart.Row]:
-    return [(cells[0], *cells[2:]) for cells in (row(o, 1.0, 2700) for o in outcomes)]
+    return [(cells[0], *cells[2:]) for cells in (row(o, 1.0, DEFAULT_STALE_AFTER_SECONDS) for o in outcomes)]
 
 
 def test_the_chart_has_one_bar_per_scenario_with_a_flagged_death_and_states_the_rest_beside_it() -> None:

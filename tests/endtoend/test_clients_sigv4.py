@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -24,18 +23,15 @@ from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess, local_endpoint
-from tests.integration.test_clients import AWS_CLI, heartbeat, js_sdk
+from heartbeat_local.process import FAKE_AWS, ROOT, LocalProcess
+from tests.endtoend.test_clients import AWS_CLI, heartbeat, js_sdk
 
 pytestmark = pytest.mark.clients
 
 Credentials = dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    with local_endpoint(tmp_path_factory.mktemp("sigv4"), AUTH_MODE="sigv4") as running:
-        yield running
+SERVE_SETTINGS = {"AUTH_MODE": "sigv4"}  # make serve's environment for the endpoint fixture (conftest.py)
 
 
 def ops(endpoint: LocalProcess, *args: str) -> subprocess.CompletedProcess[str]:

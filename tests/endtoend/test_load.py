@@ -15,11 +15,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import pytest
 
 from heartbeat_local.process import LocalProcess, local_endpoint
 
@@ -29,10 +26,7 @@ LOAD_RUNNERS = 1000
 LOAD_CLIENTS = 16
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    with local_endpoint(tmp_path_factory.mktemp("load"), ACCESS_LOG="0") as running:
-        yield running
+SERVE_SETTINGS = {"ACCESS_LOG": "0"}  # make serve's environment for the endpoint fixture (conftest.py)
 
 
 def connect(url: str, timeout: float = 30) -> http.client.HTTPConnection:

@@ -13,16 +13,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from heartbeat_local.process import LocalProcess, local_endpoint
+from heartbeat_local.process import LocalProcess
 
 TARGET = "DataPipeline.ReportTaskRunnerHeartbeat"
 GATEWAY_LIMIT = 10 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    with local_endpoint(tmp_path_factory.mktemp("http"), ACCESS_LOG="0") as running:
-        yield running
+SERVE_SETTINGS = {"ACCESS_LOG": "0"}  # make serve's environment for the endpoint fixture (conftest.py)
 
 
 def exchange(endpoint: LocalProcess, raw: bytes, *, stream: Iterator[bytes] | None = None) -> tuple[bytes, bool]:

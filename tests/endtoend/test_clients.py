@@ -35,12 +35,6 @@ LENGTH_MESSAGE = (
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    with local_endpoint(tmp_path_factory.mktemp("serve")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def broken_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
     """An endpoint whose table has gone: every heartbeat meets a failing store."""
     with local_endpoint(tmp_path_factory.mktemp("broken")) as running:

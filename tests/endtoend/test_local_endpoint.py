@@ -260,9 +260,11 @@ def fill(running: LocalProcess, count: int) -> None:
 
 
 def heartbeat_ops(running: LocalProcess, command: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as an operator runs it, in a shell, against this make serve's store."""
+    """The CLI as an operator runs it, in a shell, against this make serve's store, named as its banner says."""
     env = {**os.environ, **FAKE_AWS, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}"}
-    where = f"--endpoint-url {running.dynamodb_url}"
+    hint = next(line for line in running.output().splitlines() if ".venv/bin/heartbeat-ops runners list" in line)
+    where = hint.split("runners list", 1)[1].strip()
+    assert where == f"--endpoint-url {running.dynamodb_url}"  # a store on another port than 8081 is named
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", command.replace("{where}", where)], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=300, check=False,
