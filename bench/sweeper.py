@@ -70,9 +70,9 @@ def runner_item(i: int, stale: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-PROJECTED = (  # what the sweeper's scan asks for (store/scan.py)
+PROJECTED = (  # what the sweeper's scan asks for (store/scan.py), the TTL included: it counts live runners by status
     "taskrunnerId", "status", "lastSeen", "workerGroup", "hostname", "staleAt", "eventPending", "resetAt", "firstSeen",
-    "heartbeatCount",
+    "heartbeatCount", "expiresAt",
 )  # fmt: skip
 ITEM_BYTES = item_size(runner_item(0, stale=False))
 ITEMS_PER_PAGE = PAGE_BYTES // ITEM_BYTES
