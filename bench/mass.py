@@ -183,7 +183,8 @@ class CannedFleet:
             status = "stale" if flagged else "active"
             items.append(
                 f'{{"taskrunnerId":{{"S":"i-{i:017x}-taskrunner"}},"status":{{"S":"{status}"}},'
-                f'"lastSeen":{{"N":"{last_seen:.3f}"}},"workerGroup":{{"S":"etl-workers-prod"}},'
+                f'"lastSeen":{{"N":"{last_seen:.3f}"}},"expiresAt":{{"N":"{int(last_seen) + RETENTION}"}},'
+                f'"workerGroup":{{"S":"etl-workers-prod"}},'
                 f'"hostname":{{"S":"ip-10-{i % 250}-{i // 250 % 250}-{i % 199}.eu-west-1.compute.internal"}}'
                 + (f',"staleAt":{{"N":"{now:.3f}"}},"eventPending":{{"BOOL":true}}' if flagged else "")
                 + "}"
