@@ -17,6 +17,7 @@ from heartbeat.config import (
     DEFAULT_STALE_AFTER_SECONDS,
     DEFAULT_SWEEP_INTERVAL_SECONDS,
 )
+from infra.workers import WORKERS as SWEEP_WORKERS
 
 ACCESS_HELP = (
     "Choose who can reach the endpoint (it is never open by default):\n"
@@ -114,6 +115,7 @@ class DeploySettings:
     billing: str = "on-demand"  # the table's capacity mode: "on-demand", or "provisioned" with auto scaling
     trace_sampling: float | None = None  # the share of heartbeats X-Ray traces; None: X-Ray's default rule
 
+    sweep_workers: int = SWEEP_WORKERS  # the sweep's flag writers at most at once (infra/workers.py)
     retire_on_signals: bool = False  # AWS's own signals (EC2, Auto Scaling, ECS) retire gone runners (infra/signals.py)
 
     @property
@@ -161,6 +163,8 @@ class DeploySettings:
             auth=_auth(get),
             billing=_text(get("billing")) or "on-demand",
             trace_sampling=_share(get, "traceSampling"),
+            # SQS's event source mapping runs 2 to 1,000 at once; each is also a reserved execution.
+            sweep_workers=_int(get, "sweepWorkers", SWEEP_WORKERS, 2, 1000),
             retire_on_signals=_bool(get, "retireOnSignals", False),
         )
         settings._check()

@@ -20,7 +20,7 @@ from infra.settings import DeploySettings
 from infra.signals import RetireOnSignals
 from infra.storage import RunnerTable
 from infra.tracing import TraceSampling
-from infra.workers import WORKER_TIMEOUT, WORKERS, SweepWorkers
+from infra.workers import WORKER_TIMEOUT, SweepWorkers
 
 MAX_SWEEP_MINUTES = 15  # Lambda's longest timeout
 # What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
@@ -83,9 +83,12 @@ class HeartbeatStack(Stack):
             self, "Workers", handler="heartbeat.flag_worker.lambda_handler",
             description="Writes a sweep's flags and events when they are many", memory_size=1769,
             timeout=WORKER_TIMEOUT, environment=environment, layer=layer, log_retention=settings.log_retention,
-            service=self.stack_name, reserved_concurrency=WORKERS,
+            service=self.stack_name, reserved_concurrency=settings.sweep_workers,
         )  # fmt: skip
-        workers = SweepWorkers(self, "SweepWorkers", worker=worker.function, dead_letters=schedule.dead_letters)
+        workers = SweepWorkers(
+            self, "SweepWorkers", worker=worker.function, dead_letters=schedule.dead_letters,
+            workers=settings.sweep_workers,
+        )  # fmt: skip
         sweeper = HeartbeatFunction(
             self, "Sweeper", handler="heartbeat.sweeper.lambda_handler",
             description="Flags task runners that went silent", memory_size=1769,

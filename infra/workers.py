@@ -1,7 +1,7 @@
 """The sweep's workers: the queue a sweep hands its flags to when they would not fit its own deadline.
 
 The sweep judges the whole fleet in its own function; only the writing is fanned out. Lambda's SQS
-event source mapping is the engine: it runs at most WORKERS workers at once (its maximum
+event source mapping is the engine: it runs at most `workers` workers at once (`-c sweepWorkers`) (its maximum
 concurrency, and the workers' reserved concurrency, so they are neither throttled nor crowded out
 by the heartbeat handler), retries a message a worker did not finish after the visibility timeout,
 and moves one that fails MAX_RECEIVES times to the sweeper's dead-letter queue (alarmed). Work left
@@ -20,7 +20,7 @@ from constructs import Construct
 # million runners in about four minutes, and ten million in about half an hour, while their writes
 # (two a flag) and a 10M fleet's heartbeats stay within twice that fleet's usual peak, which an
 # on-demand table serves at once (docs/performance.md, "Sweeper scale").
-WORKERS = 8
+WORKERS = 8  # the default of -c sweepWorkers
 WORKER_TIMEOUT = Duration.seconds(60)  # a message is a thousand runners at most: a few seconds of writes
 MAX_RECEIVES = 3
 
@@ -29,7 +29,13 @@ class SweepWorkers(Construct):
     """The work queue, fed by the sweeper and drained by the worker function through an event source mapping."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, worker: lambda_.Function, dead_letters: sqs.IQueue
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        worker: lambda_.Function,
+        dead_letters: sqs.IQueue,
+        workers: int = WORKERS,
     ) -> None:
         super().__init__(scope, construct_id)
         self.queue = sqs.Queue(
@@ -45,5 +51,5 @@ class SweepWorkers(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=MAX_RECEIVES),
         )
         worker.add_event_source(
-            sources.SqsEventSource(self.queue, batch_size=1, max_concurrency=WORKERS, report_batch_item_failures=True)
+            sources.SqsEventSource(self.queue, batch_size=1, max_concurrency=workers, report_batch_item_failures=True)
         )

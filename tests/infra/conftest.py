@@ -26,6 +26,7 @@ REGIONAL = {
     "tableEncryption": "customer-managed",
     "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops-alarms",
     "sweepIntervalMinutes": "2",
+    "sweepWorkers": "16",
     "staleAfterMinutes": "20",
     "throttleRate": "25",
     "throttleBurst": "40",

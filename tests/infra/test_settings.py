@@ -87,6 +87,7 @@ def test_lists_come_as_json_lists_too() -> None:
         ({"staleAfterMinutesByWorkerGroup": '{"fast": "10"}'}, "must be a whole number of minutes"),
         ({"staleAfterMinutesByWorkerGroup": '{"fast": 3}'}, "must be longer than sweepIntervalMinutes"),
         ({"eventBusName": "bad bus!"}, "is not an event bus name"),
+        ({"sweepWorkers": "1"}, "sweepWorkers must be between 2 and 1000"),
     ],
 )  # fmt: skip
 def test_bad_value_fails_with_a_clear_message(context: dict[str, str], named: str) -> None:

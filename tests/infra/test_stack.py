@@ -250,11 +250,16 @@ def test_one_sweep_at_a_time_and_each_ends_before_the_next_is_due(private: Synth
         assert sweeper["Properties"]["EphemeralStorage"] == {"Size": 4096}
 
 
-def test_workers_take_one_message_each_at_most_their_reserved_concurrency(private: Synth) -> None:
+def test_workers_take_one_message_each_at_most_their_reserved_concurrency(private: Synth, regional: Synth) -> None:
     from infra.workers import MAX_RECEIVES, WORKERS
 
+    # -c sweepWorkers sets both the reservation and the mapping's maximum concurrency (16 in the regional app).
+    for synth, workers in ((private, WORKERS), (regional, 16)):
+        _, worker = function(synth.template, "heartbeat.flag_worker.lambda_handler")
+        assert worker["Properties"]["ReservedConcurrentExecutions"] == workers
+        mapping = only(synth.template, "AWS::Lambda::EventSourceMapping")["Properties"]
+        assert mapping["ScalingConfig"] == {"MaximumConcurrency": workers}  # never throttled by its own reservation
     worker_id, worker = function(private.template, "heartbeat.flag_worker.lambda_handler")
-    assert worker["Properties"]["ReservedConcurrentExecutions"] == WORKERS
     mapping = only(private.template, "AWS::Lambda::EventSourceMapping")["Properties"]
     assert mapping["FunctionName"] == {"Ref": worker_id}
     assert "SweepWorkersQueue" in mapping["EventSourceArn"]["Fn::GetAtt"][0]
