@@ -83,11 +83,14 @@ class WorkQueue:
             return None
         return sum(int(attributes.get(name) or 0) for name in BACKLOG_ATTRIBUTES)
 
-    def send(self, orders: Iterable[FlagOrder], owed: Iterable[StaleRunner], deadline: Deadline) -> Sent:
+    def send(
+        self, orders: Iterable[FlagOrder], owed: Iterable[StaleRunner], deadline: Deadline, *, late: bool = False
+    ) -> Sent:
         """Send the orders, then the owed events, as work messages, starting none once the deadline has passed."""
         sent = Sent()
         for body, order_rows, owed_rows in chunks(orders, owed):
-            if deadline.passed():
+            # Late (the scan used the time up): one message still goes, so that each sweep makes progress.
+            if deadline.passed() and not (late and sent.messages == 0):
                 break
             try:
                 self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 
 FLAGGED_RUNNERS = "Flagged runners stale"  # the log line naming up to ten runners just flagged
 
+# A sweep whose deadline passed before it started any work (its scan alone used up the time) still
+# starts this much: its next scan takes as long, so without it no sweep would ever make progress.
+# A few writes fit the time the deadline keeps in reserve before the function's own limit.
+LATE_FLAGS = 16  # one round of the flag writers
+LATE_EVENTS = BATCH_SIZE  # one PutEvents of owed events
+LATE_JUDGED_AT_MOST = 100_000  # runners judged past the deadline looking for LATE_FLAGS to flag (~1.5 s)
+
 
 @dataclass(frozen=True)
 class FlagOrder:
@@ -129,22 +136,26 @@ def carry_out(
     *,
     concurrency: int = FLAG_CONCURRENCY,
     on_flag: Callable[[FlagOrder], None] | None = None,
+    late: bool = False,
 ) -> Outcome:
     """Flag each order (conditionally), then publish owed events, starting nothing new once the deadline passes.
 
     New flags go first, so events owed from earlier sweeps never hold them back; the owed events
     get what time is left. Orders are taken one at a time and none past the deadline, so a lazy
-    iterator is never read further than the work done. A StoreError stops the work and is raised
-    once the writes in flight are done: whatever was flagged keeps its event owed for the next sweep.
+    iterator is never read further than the work done; a sweep that is late (its deadline passed
+    before any work began) still starts LATE_FLAGS flags and LATE_EVENTS owed events. A
+    StoreError stops the work and is raised once the writes in flight are done: whatever was
+    flagged keeps its event owed for the next sweep.
     """
     pool = _Pool(store, events, concurrency, on_flag)
+    at_least = (LATE_FLAGS, LATE_EVENTS) if late else (0, 0)
     try:
-        for order in _until(deadline, pool, orders):
+        for order in _until(deadline, pool, orders, at_least[0]):
             pool.flag(order)
             pool.outcome.attempted += 1
         owed_left = iter(owed)
-        for runner in owed_left:
-            if deadline.passed() or pool.failed:
+        for published, runner in enumerate(owed_left):
+            if pool.failed or (deadline.passed() and published >= at_least[1]):
                 pool.outcome.events_owed += 1 + sum(1 for _ in owed_left)
                 break
             pool.publish_later(runner)
@@ -154,10 +165,10 @@ def carry_out(
     return pool.outcome
 
 
-def _until(deadline: Deadline, pool: _Pool, orders: Iterable[FlagOrder]) -> Iterator[FlagOrder]:
-    """The orders while the deadline has not passed and nothing failed (one read of the clock an order)."""
-    for order in orders:
-        if deadline.passed() or pool.failed:
+def _until(deadline: Deadline, pool: _Pool, orders: Iterable[FlagOrder], at_least: int) -> Iterator[FlagOrder]:
+    """The orders while the deadline has not passed (the first at_least whatever it says) and nothing failed."""
+    for taken, order in enumerate(orders):
+        if pool.failed or (taken >= at_least and deadline.passed()):
             return  # this order was taken, not started: the caller counts it as left
         yield order
 

@@ -30,7 +30,16 @@ from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
 from heartbeat.fan_out import WorkQueue
-from heartbeat.flagging import Deadline, FlagOrder, Outcome, carry_out, event_from_row, event_to_row
+from heartbeat.flagging import (
+    LATE_FLAGS,
+    LATE_JUDGED_AT_MOST,
+    Deadline,
+    FlagOrder,
+    Outcome,
+    carry_out,
+    event_from_row,
+    event_to_row,
+)
 from heartbeat.observability import (
     NAMESPACE,
     NO_GROUP,
@@ -222,6 +231,7 @@ class _Judged:
     def __init__(self, plan: SweepPlan, candidates: Spool, deadline: Deadline) -> None:
         self._plan, self._rows, self._deadline = plan, candidates, deadline
         self.judged = self.in_grace = self.ordered = 0
+        self.late = False  # set by _write: the deadline passed before any work began
 
     @property
     def due(self) -> int:
@@ -230,7 +240,9 @@ class _Judged:
 
     def __iter__(self) -> Iterator[FlagOrder]:
         for row in self._rows:
-            if self.judged and self.judged % JUDGE_DEADLINE_EVERY == 0 and self._deadline.passed():
+            # Late (the scan used the time up): judge on until LATE_FLAGS orders, within a bound.
+            searching = self.late and self.ordered < LATE_FLAGS and self.judged < LATE_JUDGED_AT_MOST
+            if self.judged and self.judged % JUDGE_DEADLINE_EVERY == 0 and self._deadline.passed() and not searching:
                 return
             candidate = _from_candidate_row(row)
             judgement = self._plan.judge(candidate)
@@ -275,6 +287,8 @@ def _write(
     in grace), so the choice needs no second pass over them.
     """
     due = judged.due
+    # The scan alone used the time up: a sweep still starts a little, or the next, as long, never would.
+    judged.late = is_late = deadline.passed()
     to_publish = (event_from_row(row) for row in owed)
     backlog = work_queue.backlog() if work_queue is not None else None
     if backlog:
@@ -283,13 +297,13 @@ def _write(
         logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"due": due})
         return _Written(Outcome(events_owed=len(owed)), workers_busy=True)
     if work_queue is not None and backlog is not None and due > inline_capacity(deadline):
-        sent = work_queue.send(judged, to_publish, deadline)
+        sent = work_queue.send(judged, to_publish, deadline, late=is_late)
         logger.info("Flags handed to the workers", extra={"due": due, **asdict(sent)})
         return _Written(
             Outcome(events_owed=len(owed) - sent.owed), started=sent.orders, fanned_out=sent.orders,
             messages=sent.messages,
         )  # fmt: skip
-    outcome = carry_out(judged, to_publish, store, events, deadline, on_flag=on_flag)
+    outcome = carry_out(judged, to_publish, store, events, deadline, on_flag=on_flag, late=is_late)
     return _Written(outcome, started=outcome.attempted)
 
 

@@ -2,7 +2,8 @@
 
 The deadline's clock is a counter that moves one second each time it is read, so how many
 flags a sweep starts before its deadline is a count, not a timing: a Deadline(seconds) read once
-at its start and once more by the sweep (for its lease) starts seconds - 2 flags.
+at its start, once more by the sweep (for its lease) and once to see whether the scan left it
+late starts seconds - 3 flags.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from heartbeat.config import Config
 from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher
 from heartbeat.fan_out import WorkQueue
 from heartbeat.flag_worker import lambda_handler as worker_handler
-from heartbeat.flagging import Deadline
+from heartbeat.flagging import LATE_FLAGS, Deadline
 from heartbeat.model import HeartbeatRequest
 from heartbeat.store import RunnerStore, SweepState
 from heartbeat.sweeper import SweepInProgress, lambda_handler, sweep
@@ -46,9 +47,14 @@ class Ticks:
         return self.now
 
 
+def deadline_passed_in_the_scan() -> Deadline:
+    """A deadline already past when the sweep has read the fleet: its scan used the whole budget up."""
+    return Deadline(1, Ticks())
+
+
 def deadline_for_flags(flags: int) -> Deadline:
     """A deadline that lets a sweep start exactly this many flags (see the module's docstring)."""
-    return Deadline(flags + 2, Ticks())
+    return Deadline(flags + 3, Ticks())
 
 
 @pytest.fixture
@@ -109,15 +115,29 @@ def test_a_sweep_that_runs_out_of_time_saves_its_state_and_the_next_continues(aw
     assert all(not r.event_pending for r in store.runners())
 
 
-def test_a_sweep_whose_deadline_passed_before_any_flag_still_saves_its_state(aws: dict[str, Any]) -> None:
+def test_a_sweep_whose_scan_used_up_its_deadline_still_makes_progress_and_saves_its_state(
+    aws: dict[str, Any],
+) -> None:
+    # The deadline has passed before the first flag (a scan as long as the budget, every time): each sweep still
+    # starts one round of flags, so the dead are all flagged, once each, and the watch never restarts.
     store = aws["store"]
-    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_for_flags(0))
-    assert (report.flagged, report.left, report.state_saved) == (0, DEAD, True)
+    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_passed_in_the_scan())
+    assert (report.flagged, report.left, report.state_saved) == (LATE_FLAGS, DEAD - LATE_FLAGS, True)
     assert store.load_sweep_state().last_sweep_at == NOW  # type: ignore[union-attr]
     # Three quarters of an hour of such sweeps: never down, so the watch never restarts.
     for n in range(1, 10):
-        report = sweep(store, Config(TABLE), NOW + 300 * n, aws["publisher"], deadline=deadline_for_flags(0))
+        report = sweep(store, Config(TABLE), NOW + 300 * n, aws["publisher"], deadline=deadline_passed_in_the_scan())
         assert report.watching_since == NOW - 86_400
+    assert statuses(store) == {"active": LIVE, "stale": DEAD}
+    assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+
+
+def test_a_late_sweep_hands_the_workers_one_message_so_it_makes_progress(aws: dict[str, Any]) -> None:
+    store = aws["store"]
+    queue = WorkQueue(aws["work_queue"], aws["sqs"])
+    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_passed_in_the_scan(), work_queue=queue)
+    assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, 1, 0)
+    assert len(work_messages(aws)) == 1  # all twenty fit one message
 
 
 def test_a_sweep_judging_only_runners_in_grace_still_stops_at_its_deadline_and_saves_its_state(
