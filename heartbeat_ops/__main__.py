@@ -381,6 +381,7 @@ def _run(args: SimpleNamespace, clock: Callable[[], float], out: TextIO, err: Te
             err.write(f"error: {_no_make_serve()}\n")
         else:
             err.write(f"error: {error}\n")
+            return getattr(error, "exit_code", Exit.ERROR)
     except UnknownRunner as error:
         err.write(f"error: no runner {error.args[0]!r} in table {table!r}\n")
     except (NoCredentialsError, NoRegionError) as error:

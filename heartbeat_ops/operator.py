@@ -45,7 +45,11 @@ OPERATOR_SWEEP_SECONDS = 240
 
 
 class OperatorError(Exception):
-    """A one-line message for the operator; exit status 1."""
+    """A one-line message for the operator; exit status 1 unless it says another."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Exit:
@@ -55,6 +59,7 @@ class Exit:
     ERROR = 1  # a one-line error on stderr: unknown runner, missing table, credentials, ...
     USAGE = 2  # a command line it cannot take (click's own status for usage errors)
     HELD = 3  # runners sweep: the guard held a scope, so its runners past their threshold were not flagged
+    BUSY = 4  # runners sweep: another sweep holds the lease; try again after it (nothing was read or written)
     PIPE = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell tool killed by it
 
 
@@ -400,7 +405,7 @@ class Operator:
             )  # fmt: skip
         except SweepInProgress as busy:
             raise OperatorError(
-                f"Another sweep is running (its lease ends by {iso(busy.until)}): try again after it"
+                f"Another sweep is running (its lease ends by {iso(busy.until)}): try again after it", Exit.BUSY
             ) from None
         if report.watching_since == now:
             self.write(

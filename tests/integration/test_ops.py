@@ -232,6 +232,16 @@ def test_sweep_flags_the_stale_runner_and_reports(store: RunnerStore) -> None:
     assert store.get_runner("runner-c").status == "stale"  # type: ignore[union-attr]
 
 
+def test_sweep_while_another_sweep_holds_the_lease_exits_4_and_changes_nothing(store: RunnerStore) -> None:
+    store.acquire_lease("the scheduled sweep", NOW, NOW + 10**9)  # whatever the service's clock says
+    before = sorted((r.taskrunner_id, r.status, r.event_pending) for r in store.runners())
+    status, out, err = run("runners", "sweep")
+    assert (status, out) == (4, "")
+    assert err.startswith("error: Another sweep is running (its lease ends by ")
+    assert err.endswith("): try again after it\n")
+    assert sorted((r.taskrunner_id, r.status, r.event_pending) for r in store.runners()) == before
+
+
 def test_sweep_override_guard_flags_past_a_held_fleet(store: RunnerStore) -> None:
     for name in ("runner-a", "runner-b"):  # nobody in the fleet is heard
         store.forget(name)

@@ -135,7 +135,8 @@ def test_a_sweep_whose_scan_used_up_its_deadline_still_makes_progress_and_saves_
 def test_a_late_sweep_hands_the_workers_one_message_so_it_makes_progress(aws: dict[str, Any]) -> None:
     store = aws["store"]
     queue = WorkQueue(aws["work_queue"], aws["sqs"])
-    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_passed_in_the_scan(), work_queue=queue)
+    late = deadline_passed_in_the_scan()
+    report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=late, work_queue=queue)
     assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, 1, 0)
     assert len(work_messages(aws)) == 1  # all twenty fit one message
 
