@@ -37,7 +37,7 @@ FLAGGED_RUNNERS = "Flagged runners stale"  # the log line naming up to ten runne
 # A sweep whose deadline passed before it started any work (its scan alone used up the time) still
 # starts this much: its next scan takes as long, so without it no sweep would ever make progress.
 # A few writes fit the time the deadline keeps in reserve before the function's own limit.
-LATE_FLAGS = 16  # one round of the flag writers
+LATE_FLAGS = FLAG_CONCURRENCY  # one round of the flag writers
 LATE_EVENTS = BATCH_SIZE  # one PutEvents of owed events
 LATE_JUDGED_AT_MOST = 100_000  # runners judged past the deadline looking for LATE_FLAGS to flag (~1.5 s)
 
