@@ -107,6 +107,7 @@ class CannedFleet:
             "watchingSince": {"N": f"{T0 - 86_400:.3f}"},
         }
         self.requests: Counter[str] = Counter()
+        self.handed_out = 0  # the lease item's record of the lanes handed to the workers
         self.events = 0
         self.messages = Spool()
         self.harness_cpu = 0.0
@@ -136,9 +137,9 @@ class CannedFleet:
             body = json.loads(request.body)
             page = self._page(body) if operation == "Scan" else self._item_request(operation, body)
             if operation == "UpdateItem":
-                operation = (
-                    "UpdateItem (clear)" if body["UpdateExpression"].startswith("REMOVE") else "UpdateItem (flag)"
-                )
+                kind = "clear" if body["UpdateExpression"].startswith("REMOVE") else "flag"
+                kind = "lease" if body["Key"]["taskrunnerId"]["S"].endswith("sweeper-lease") else kind
+                operation = f"UpdateItem ({kind})"
         with self.lock:
             self.requests[operation] += 1
         time.sleep(PAGE_WAIT if operation == "Scan" else RTT)
@@ -155,7 +156,12 @@ class CannedFleet:
                 self.state = body["Item"]
             return b"{}"
         if operation != "UpdateItem":
-            return b"{}"  # DeleteItem: the lease given back
+            return b"{}"
+        if key.endswith("sweeper-lease"):  # taken, renewed or given back: one sweeper, so always granted
+            lanes = body["ExpressionAttributeValues"].get(":lanes")
+            if lanes is not None:
+                self.handed_out = int(lanes["N"])
+            return json.dumps({"Attributes": {"handedOut": {"N": str(self.handed_out)}}}).encode()
         i = int(key[2:19], 16)
         with self.lock:
             if body["UpdateExpression"].startswith("REMOVE eventPending"):

@@ -25,10 +25,8 @@ from infra.workers import WORKER_TIMEOUT, SweepWorkers
 MAX_SWEEP_MINUTES = 15  # Lambda's longest timeout
 # What each function's code calls on the table (lambda_src/heartbeat/store/), and nothing more.
 HANDLER_TABLE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
-# The sweeper's lease (store/lease.py) is a PutItem and a DeleteItem.
-SWEEPER_TABLE_ACTIONS = [
-    "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-]  # fmt: skip
+# The sweeper's lease (store/lease.py) is taken, renewed and given back with UpdateItem; its state is a PutItem.
+SWEEPER_TABLE_ACTIONS = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 WORKER_TABLE_ACTIONS = ["dynamodb:UpdateItem"]  # a flag, and the clear of its event's debt
 # The sweeper's spools (heartbeat/spool.py): 10M stale runners take about 1.5 GB, twice over.
 SWEEPER_EPHEMERAL_STORAGE_MIB = 4096

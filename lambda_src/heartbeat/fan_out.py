@@ -5,15 +5,23 @@ so only the writing is fanned out: the runners to flag, and the events owed from
 go out as work messages of up to CHUNK_ORDERS rows. Lambda's SQS event source mapping runs
 the workers (flag_worker.py) at most its maximum concurrency at once; a message a worker did not
 finish comes back after the queue's visibility timeout, and its flags are conditional, so a
-repeat only re-checks them. While the queue still holds work, sweeps send none and flag none (the
-runners in it are still active and stale, and would be written twice), and publish no owed
-event (a worker may be publishing it).
+repeat only re-checks them.
+
+Work is handed out by lanes, so that a sweep never hands out what the queue already holds: a
+runner's lane is a hash of its id (lane_of), and sweeps hand out whole lanes in order while the
+lease item records the first lane not handed out yet. While the queue still holds work, the next
+sweep goes on from that lane (it judges the whole fleet all the same, and leaves the lanes below
+alone: their runners are still active and stale, but already in a message); once the queue is
+empty, the next sweep starts again from lane 0. So a mass death of any size keeps the workers fed
+at every sweep, instead of waiting for the queue to drain between two hand-outs. Owed events are
+handed out only from an empty queue (a worker may be publishing them).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +37,44 @@ if TYPE_CHECKING:
 
 CHUNK_ORDERS = 1000  # runners a work message names at most: about 2 s of one worker's writes
 CHUNK_BYTES = 192 * 1024  # and at most this much JSON, under SQS's 256 KB message limit
+# A sweep cut short by its deadline in the middle of a lane hands that lane out again at its next
+# sweep (the repeated flags are refused by their condition): at most 1/LANES of the work, wasted.
+LANES = 64
 BACKLOG_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
 )
+
+
+def lane_of(taskrunner_id: str) -> int:
+    """A runner's lane: the same in every sweep and every process (Python's own hash() is salted per process)."""
+    return zlib.crc32(taskrunner_id.encode("utf-8", "surrogatepass")) % LANES
+
+
+@dataclass(frozen=True)
+class Handout:
+    """Which of its flags a sweep takes on, and how: the decision of handout(), carried out by the sweeper."""
+
+    first_lane: int  # lanes below it are the workers' (still in their queue): this sweep leaves them alone
+    fan_out: bool  # hand the flags of lanes from first_lane on to the workers; else write them itself
+    owed: bool  # the events owed from earlier sweeps are this sweep's to publish or hand out
+    handed_out: int  # what to record as the first lane not handed out, if this sweep hands none out
+
+
+def handout(backlog: int | None, handed_out: int, due_by_lane: Sequence[int], capacity: float) -> Handout:
+    """Decide what a sweep does with its flags, from the workers' queue and what earlier sweeps handed out.
+
+    backlog: messages in the queue (None: no queue, or it did not answer, so the sweep writes every
+    flag itself); handed_out: the first lane the sweeps had not handed out, as the lease recorded;
+    due_by_lane: runners past their threshold in each lane; capacity: flags this sweep can write
+    before its deadline (inline_capacity).
+    """
+    if backlog is None:
+        return Handout(first_lane=0, fan_out=False, owed=True, handed_out=0)
+    first = min(max(handed_out, 0), LANES) if backlog else 0  # an empty queue: everything handed out is done
+    due = sum(due_by_lane[first:])
+    return Handout(first_lane=first, fan_out=due > capacity, owed=not backlog, handed_out=first)
 
 
 @dataclass(frozen=True)
@@ -91,16 +132,17 @@ class WorkQueue:
         for body, order_rows, owed_rows in chunks(orders, owed):
             # Late (the scan used the time up): one message still goes, so that each sweep makes progress.
             if deadline.passed() and not (late and sent.messages == 0):
-                break
+                return sent
             try:
                 self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
             except (ClientError, BotoCoreError) as error:
                 # The rest is left: its runners are still stale and its events still owed, for the next sweep.
                 logger.error("The work queue refused work: the next sweep sends the rest", extra={"error": str(error)})
-                break
+                return sent
             sent.messages += 1
             sent.orders += order_rows
             sent.owed += owed_rows
+        sent.complete = True
         return sent
 
 
@@ -111,6 +153,10 @@ class Sent:
     messages: int = 0
     orders: int = 0
     owed: int = 0
+    complete: bool = False  # every order and owed event given was sent
+
+    def __add__(self, other: Sent) -> Sent:
+        return Sent(self.messages + other.messages, self.orders + other.orders, self.owed + other.owed, other.complete)
 
 
 def chunks(orders: Iterable[FlagOrder], owed: Iterable[StaleRunner]) -> Iterator[tuple[str, int, int]]:

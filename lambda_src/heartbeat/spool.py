@@ -54,3 +54,30 @@ class Spool:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class Spools:
+    """Spools side by side, one per partition (the sweeper's lanes), within one memory bound in all."""
+
+    def __init__(self, partitions: int, memory_bytes: int = MEMORY_BYTES) -> None:
+        self._spools = [Spool(memory_bytes // partitions) for _ in range(partitions)]
+
+    def append(self, partition: int, row: tuple[Any, ...]) -> None:
+        self._spools[partition].append(row)
+
+    def __getitem__(self, partition: int) -> Spool:
+        return self._spools[partition]
+
+    def __len__(self) -> int:
+        """The rows in every partition."""
+        return sum(len(spool) for spool in self._spools)
+
+    def close(self) -> None:
+        for spool in self._spools:
+            spool.close()
+
+    def __enter__(self) -> Spools:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from heartbeat.clients import SWEEPER_CLIENT_CONFIG
 from heartbeat.config import AuthMode, Config
 from heartbeat.events import StaleEventPublisher, StaleRunner
-from heartbeat.fan_out import WorkQueue
+from heartbeat.fan_out import CHUNK_ORDERS, LANES, Sent, WorkQueue, handout, lane_of
 from heartbeat.flagging import (
     LATE_FLAGS,
     LATE_JUDGED_AT_MOST,
@@ -53,7 +53,7 @@ from heartbeat.observability import (
 )
 from heartbeat.plan import Census, Judgement, ScopeState, SweepPlan, Verdict, past_threshold, plan_sweep, scope_name
 from heartbeat.runners import Status
-from heartbeat.spool import Spool
+from heartbeat.spool import Spool, Spools
 from heartbeat.store import RunnerStore, StoreError, SweepCandidate
 from heartbeat.store.keys import KeyCensus
 from heartbeat.store.scan import StatusCounts
@@ -80,7 +80,7 @@ class SweepReport:
     lost: int = 0  # judged stale, but a heartbeat or a reset won the race
     fanned_out: int = 0  # judged stale and handed to the workers (fan_out.py), in work_messages messages
     work_messages: int = 0
-    workers_busy: bool = False  # the workers' queue still held work: this sweep judged, and flagged nothing
+    workers_busy: bool = False  # the workers' queue still held work: this sweep took on only lanes not handed out
     by_worker_group: dict[str, dict[str, int]] = field(default_factory=dict)  # live runners: worker_group_gauges
 
 
@@ -178,32 +178,45 @@ def sweep(
     """
     deadline = deadline or Deadline.never()
     holder = uuid.uuid4().hex
-    remaining = deadline.remaining()
-    until = now + (remaining if math.isfinite(remaining) else LEASE_WITHOUT_DEADLINE_SECONDS) + LEASE_MARGIN_SECONDS
-    held_until = store.acquire_lease(holder, now, until)
-    if held_until is not None:
-        raise SweepInProgress(held_until)
+    started = time.monotonic()
+    lease = store.acquire_lease(holder, now, _lease_until(now, deadline.remaining()))
+    if not lease.taken:
+        raise SweepInProgress(lease.until)
+    handed_out = lease.handed_out
     try:
         previous = store.load_sweep_state()
         statuses: StatusCounts = {}
-        with Spool() as candidates, Spool() as owed:
+        with Spools(LANES) as candidates, Spool() as owed:
             census, keys = _read(
                 store, config, now,
-                candidate=lambda runner: candidates.append(_candidate_row(runner)),
+                candidate=lambda runner: candidates.append(lane_of(runner.taskrunner_id), _candidate_row(runner)),
                 owed=lambda runner: owed.append(event_to_row(runner)),
                 statuses=statuses,
             )  # fmt: skip
             plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
+            # The scan may have taken longer than the lease foresaw: hold it for the writes, or write nothing.
+            remaining = deadline.remaining()
+            renewed = store.renew_lease(holder, now, _lease_until(now + time.monotonic() - started, remaining))
+            if not renewed.taken:
+                raise SweepInProgress(renewed.until)
             _log_plan(plan, override_guard)
-            judged = _Judged(plan, candidates, deadline)
+            judged = _Judged(plan, candidates, deadline, late=remaining <= 0)
             written = _write(
-                store, events, deadline=deadline, work_queue=work_queue, judged=judged, owed=owed, on_flag=on_flag
-            )
+                store, events, work_queue=work_queue, judged=judged, owed=owed, on_flag=on_flag,
+                capacity=inline_capacity(remaining), handed_out=lease.handed_out,
+            )  # fmt: skip
+            handed_out = written.handed_out
             return _finish(
                 store, plan, census=census, keys=keys, statuses=statuses, judged=judged, written=written, clock=clock
             )
     finally:
-        store.release_lease(holder)
+        store.release_lease(holder, handed_out)
+
+
+def _lease_until(now: float, remaining: float) -> float:
+    """When a sweep's lease ends: its deadline (or LEASE_WITHOUT_DEADLINE_SECONDS without one) and the margin."""
+    seconds = remaining if math.isfinite(remaining) else LEASE_WITHOUT_DEADLINE_SECONDS
+    return now + max(0.0, seconds) + LEASE_MARGIN_SECONDS
 
 
 # A sweep writes its flags itself when they fit the time it has left at this rate (flags a second, with their
@@ -211,9 +224,9 @@ def sweep(
 INLINE_FLAGS_PER_SECOND = 300
 
 
-def inline_capacity(deadline: Deadline) -> float:
-    """How many flags a sweep writes itself before its deadline (inf without one)."""
-    return deadline.remaining() * INLINE_FLAGS_PER_SECOND
+def inline_capacity(remaining: float) -> float:
+    """How many flags a sweep writes itself in the seconds remaining before its deadline (inf without one)."""
+    return max(0.0, remaining) * INLINE_FLAGS_PER_SECOND
 
 
 # A sweep judging runners it does not flag (a held fleet: all in grace) reads its deadline once per this many.
@@ -225,24 +238,40 @@ class _Judged:
 
     Lazy, so a sweep past its deadline judges no more than it writes or sends; and it stops at the
     deadline even while it judges runners it does not flag (a held fleet of millions, all in grace),
-    so that the sweep still ends in time and saves its state.
+    so that the sweep still ends in time and saves its state. The runners are spooled by lane
+    (fan_out.lane_of), and taken lane after lane from first_lane.
     """
 
-    def __init__(self, plan: SweepPlan, candidates: Spool, deadline: Deadline) -> None:
-        self._plan, self._rows, self._deadline = plan, candidates, deadline
+    def __init__(self, plan: SweepPlan, candidates: Spools, deadline: Deadline, *, late: bool) -> None:
+        self._plan, self._rows, self.deadline = plan, candidates, deadline
         self.judged = self.in_grace = self.ordered = 0
-        self.late = False  # set by _write: the deadline passed before any work began
+        self.late = late  # the deadline passed before any work began
+        self.first_lane = 0  # set by _write: the lanes below are the workers'
+        self._finished: set[int] = set()
 
     @property
     def due(self) -> int:
         """The runners past their threshold, judged or not."""
         return len(self._rows)
 
+    def due_by_lane(self) -> list[int]:
+        return [len(self._rows[lane]) for lane in range(LANES)]
+
+    def finished(self, lane: int) -> bool:
+        """Whether every runner of the lane was judged (the deadline did not cut it short)."""
+        return lane in self._finished
+
     def __iter__(self) -> Iterator[FlagOrder]:
-        for row in self._rows:
+        for lane in range(self.first_lane, LANES):
+            yield from self.lane(lane)
+            if not self.finished(lane):
+                return
+
+    def lane(self, lane: int) -> Iterator[FlagOrder]:
+        for row in self._rows[lane]:
             # Late (the scan used the time up): judge on until LATE_FLAGS orders, within a bound.
             searching = self.late and self.ordered < LATE_FLAGS and self.judged < LATE_JUDGED_AT_MOST
-            if self.judged and self.judged % JUDGE_DEADLINE_EVERY == 0 and self._deadline.passed() and not searching:
+            if self.judged and self.judged % JUDGE_DEADLINE_EVERY == 0 and self.deadline.passed() and not searching:
                 return
             candidate = _from_candidate_row(row)
             judgement = self._plan.judge(candidate)
@@ -260,6 +289,7 @@ class _Judged:
                     hostname=candidate.hostname,
                     worker_group=candidate.worker_group,
                 )
+        self._finished.add(lane)
 
 
 @dataclass(frozen=True)
@@ -269,42 +299,65 @@ class _Written:
     fanned_out: int = 0
     messages: int = 0
     workers_busy: bool = False
+    handed_out: int = 0  # the first lane not handed to the workers, for the lease to record
 
 
 def _write(
     store: RunnerStore,
     events: StaleEventPublisher | None,
     *,
-    deadline: Deadline,
     work_queue: WorkQueue | None,
     judged: _Judged,
     owed: Spool,
     on_flag: Callable[[FlagOrder], None] | None,
+    capacity: float,
+    handed_out: int,
 ) -> _Written:
     """Write the flags, then publish the owed events: here, or through the workers when they would not fit.
 
-    Whether they fit is judged by the runners past their threshold (an upper bound: some may be
-    in grace), so the choice needs no second pass over them.
+    fan_out.handout decides which lanes are this sweep's and whether they fit its time (judged by
+    the runners past their threshold, an upper bound: some may be in grace), so the choice needs no
+    second pass over them. A sweep that is late (its scan used the time up) still starts a little,
+    or the next sweep, as long, never would.
     """
-    due = judged.due
-    # The scan alone used the time up: a sweep still starts a little, or the next, as long, never would.
-    judged.late = is_late = deadline.passed()
-    to_publish = (event_from_row(row) for row in owed)
     backlog = work_queue.backlog() if work_queue is not None else None
+    decision = handout(backlog, handed_out, judged.due_by_lane(), capacity)
+    judged.first_lane = decision.first_lane
+    to_publish = (event_from_row(row) for row in owed) if decision.owed else iter(())
+    not_ours = 0 if decision.owed else len(owed)  # a worker may be publishing them
     if backlog:
-        # The workers are still writing an earlier sweep's flags (their runners are still stale, and their events
-        # maybe not yet published): this sweep leaves them theirs.
-        logger.warning("Workers still busy with an earlier sweep's flags: none sent", extra={"due": due})
-        return _Written(Outcome(events_owed=len(owed)), workers_busy=True)
-    if work_queue is not None and backlog is not None and due > inline_capacity(deadline):
-        sent = work_queue.send(judged, to_publish, deadline, late=is_late)
-        logger.info("Flags handed to the workers", extra={"due": due, **asdict(sent)})
+        logger.info(
+            "Workers still busy with earlier sweeps' flags: this sweep takes on only the lanes not handed out",
+            extra={"backlog": backlog, "firstLane": decision.first_lane, "lanes": LANES},
+        )
+    if decision.fan_out:
+        assert work_queue is not None  # noqa: S101 - handout fans out only with a queue that answered
+        sent, through = _hand_out(work_queue, judged, to_publish, judged.late)
+        logger.info("Flags handed to the workers", extra={"due": judged.due, "throughLane": through, **asdict(sent)})
         return _Written(
             Outcome(events_owed=len(owed) - sent.owed), started=sent.orders, fanned_out=sent.orders,
-            messages=sent.messages,
+            messages=sent.messages, workers_busy=bool(backlog), handed_out=through,
         )  # fmt: skip
-    outcome = carry_out(judged, to_publish, store, events, deadline, on_flag=on_flag, late=is_late)
-    return _Written(outcome, started=outcome.attempted)
+    outcome = carry_out(judged, to_publish, store, events, judged.deadline, on_flag=on_flag, late=judged.late)
+    outcome.events_owed += not_ours
+    return _Written(outcome, started=outcome.attempted, workers_busy=bool(backlog), handed_out=decision.handed_out)
+
+
+def _hand_out(work_queue: WorkQueue, judged: _Judged, owed: Iterator[StaleRunner], late: bool) -> tuple[Sent, int]:
+    """Send the lanes from judged.first_lane in order, then the owed events; and the first lane not wholly sent.
+
+    A late sweep still sends a message at a time until it has handed out a whole message's worth
+    (CHUNK_ORDERS), however few runners each lane holds.
+    """
+    sent, through = Sent(), judged.first_lane
+    for lane in range(judged.first_lane, LANES):
+        part = work_queue.send(judged.lane(lane), (), judged.deadline, late=late and sent.orders < CHUNK_ORDERS)
+        sent += part
+        if not (part.complete and judged.finished(lane)):
+            return sent, through
+        through = lane + 1
+    sent += work_queue.send((), owed, judged.deadline, late=late and sent.orders + sent.owed < CHUNK_ORDERS)
+    return sent, through
 
 
 def _finish(

@@ -209,12 +209,13 @@ def test_handler_may_only_write_this_table(private: Synth) -> None:
 def test_sweeper_may_only_do_what_its_code_calls(private: Synth) -> None:
     _, sweeper = function(private.template, "heartbeat.sweeper.lambda_handler")
     statements = role_statements(private.template, sweeper["Properties"])
+    # The lease is taken, renewed and given back with UpdateItem: the sweeper deletes nothing.
     assert by_table(statements, "RunnersTable") == {
-        "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
     }  # fmt: skip
     assert by_table(statements, "AccessKeysTable") == {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert actions_on(statements, "kms:") == set()  # the sweeper never opens a secret
-    # The work queue: send to it and read its depth (a busy queue means no new work); and the dead-letter
+    # The work queue: send to it and read its depth (a busy queue: only lanes not handed out); and the dead-letter
     # queue, where Lambda records a failed run on the sweeper's behalf. Nothing else.
     assert actions_on(statements, "sqs:") == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
     queues = set()

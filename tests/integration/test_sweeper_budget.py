@@ -20,7 +20,7 @@ from moto import mock_aws
 from heartbeat import fan_out, sweeper
 from heartbeat.config import Config
 from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher
-from heartbeat.fan_out import WorkQueue
+from heartbeat.fan_out import Work, WorkQueue, lane_of
 from heartbeat.flag_worker import lambda_handler as worker_handler
 from heartbeat.flagging import LATE_FLAGS, Deadline
 from heartbeat.model import HeartbeatRequest
@@ -95,6 +95,11 @@ def stale_events(aws: dict[str, Any]) -> list[dict[str, Any]]:
     return received
 
 
+def dead_lanes() -> int:
+    """The lanes the dead runners fall in (fan_out.lane_of): a sweep hands out each lane in messages of its own."""
+    return len({lane_of(f"dead-{i:02d}") for i in range(DEAD)})
+
+
 def statuses(store: RunnerStore) -> Counter[str]:
     return Counter(r.status for r in store.runners())
 
@@ -137,8 +142,11 @@ def test_a_late_sweep_hands_the_workers_one_message_so_it_makes_progress(aws: di
     queue = WorkQueue(aws["work_queue"], aws["sqs"])
     late = deadline_passed_in_the_scan()
     report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=late, work_queue=queue)
-    assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, 1, 0)
-    assert len(work_messages(aws)) == 1  # all twenty fit one message
+    # Late, it still hands out a message's worth (CHUNK_ORDERS): all twenty, a message per lane they fall in.
+    assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, dead_lanes(), 0)
+    assert sorted(o.taskrunner_id for m in work_messages(aws) for o in Work.from_body(m["Body"]).orders) == [
+        f"dead-{i:02d}" for i in range(DEAD)
+    ]
 
 
 def test_a_sweep_judging_only_runners_in_grace_still_stops_at_its_deadline_and_saves_its_state(
@@ -175,7 +183,7 @@ def test_events_owed_from_earlier_sweeps_never_hold_back_new_flags(aws: dict[str
 
 def test_a_sweep_does_not_start_while_another_holds_the_lease(aws: dict[str, Any]) -> None:
     store = aws["store"]
-    assert store.acquire_lease("an operator's sweep", NOW, NOW + 240) is None
+    assert store.acquire_lease("an operator's sweep", NOW, NOW + 240).taken
     with pytest.raises(SweepInProgress) as busy:
         sweep(store, Config(TABLE), NOW + 60, aws["publisher"])
     assert busy.value.until == NOW + 240
@@ -225,19 +233,18 @@ def test_flags_past_the_sweeps_own_time_go_to_the_workers_and_each_is_written_on
 ) -> None:
     store, config = aws["store"], Config(TABLE)
     queue = WorkQueue(aws["work_queue"], aws["sqs"])
-    monkeypatch.setattr(fan_out, "CHUNK_ORDERS", 8)
-    # The deadline's clock moves a second a read; at one flag a second the sweep has time for 6 of the 20 due,
-    # so it hands them all to the workers (three messages of at most 8 runners).
-    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 1)
-    report = sweep(store, config, NOW, aws["publisher"], deadline=deadline_for_flags(6), work_queue=queue)
-    assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, 3, 0)
+    # The deadline's clock moves a second a read; at a flag every ten seconds the sweep has time for 9 of the 20
+    # due, so it hands them all to the workers (a message for each lane they fall in).
+    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 0.1)
+    report = sweep(store, config, NOW, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
+    assert (report.flagged, report.fanned_out, report.work_messages, report.left) == (0, DEAD, dead_lanes(), 0)
     assert statuses(store) == {"active": LIVE + DEAD}  # nothing written yet
-    # While the work is queued, the next sweep judges, and neither sends nor flags anything.
+    # Every lane was handed out, and the work is still queued: the next sweep judges, and neither sends nor flags.
     busy = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
     assert (busy.workers_busy, busy.flagged, busy.fanned_out, busy.left) == (True, 0, 0, DEAD)
     # The workers, as the event source mapping runs them: one message each.
     messages = work_messages(aws)
-    assert len(messages) == 3
+    assert len(messages) == dead_lanes()
     worker = boto3.client("dynamodb", **REGION)  # the workers' own client, as in Lambda
     monkeypatch.setattr("heartbeat.flag_worker._dependencies", lambda: (RunnerStore(TABLE, client=worker),
                                                                         aws["publisher"]))  # fmt: skip
@@ -267,3 +274,92 @@ def test_a_work_queue_that_does_not_answer_never_stops_a_sweep(aws: dict[str, An
     report = sweep(store, Config(TABLE), NOW, aws["publisher"], deadline=deadline_for_flags(100), work_queue=gone)
     assert (report.flagged, report.fanned_out, report.workers_busy, report.state_saved) == (DEAD, 0, False, True)
     assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+
+
+def run_workers(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, messages: list[dict[str, Any]]) -> None:
+    """The workers, as the event source mapping runs them: one message each, deleted once done."""
+    worker = boto3.client("dynamodb", **REGION)  # the workers' own client, as in Lambda
+    monkeypatch.setattr("heartbeat.flag_worker._dependencies", lambda: (RunnerStore(TABLE, client=worker),
+                                                                        aws["publisher"]))  # fmt: skip
+    for message in messages:
+        done = worker_handler(sqs_event(message), LambdaContext(function_name="workers", remaining_ms=60_000))  # type: ignore[arg-type]
+        assert done == {"batchItemFailures": []}
+        aws["sqs"].delete_message(QueueUrl=aws["work_queue"], ReceiptHandle=message["ReceiptHandle"])
+
+
+def handed_out(messages: list[dict[str, Any]]) -> list[str]:
+    return sorted(o.taskrunner_id for m in messages for o in Work.from_body(m["Body"]).orders)
+
+
+def test_while_the_queue_still_holds_work_each_sweep_hands_out_only_what_it_does_not_hold(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mass death more than one sweep can hand out (each sweep has time for 5 messages), and workers slower than
+    # the schedule: none has run yet when the next sweeps come. Each sweep goes on where the last stopped.
+    store, config, queue = aws["store"], Config(TABLE), WorkQueue(aws["work_queue"], aws["sqs"])
+    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 0)  # every flag goes to the workers
+    reports = [
+        sweep(store, config, NOW + 300 * n, aws["publisher"], deadline=deadline_for_flags(5), work_queue=queue)
+        for n in range(6)
+    ]
+    lanes = dead_lanes()
+    assert [r.fanned_out for r in reports] == [5, 5, 5, lanes - 15, 0, 0]
+    assert [r.workers_busy for r in reports] == [False, True, True, True, True, True]
+    messages = work_messages(aws)
+    # Every dead runner handed out once: no sweep sent what the queue already held.
+    assert handed_out(messages) == [f"dead-{i:02d}" for i in range(DEAD)]
+    # One message was lost (it failed until SQS moved it to the dead-letter queue); the workers did the rest.
+    lost, *rest = messages
+    aws["sqs"].delete_message(QueueUrl=aws["work_queue"], ReceiptHandle=lost["ReceiptHandle"])
+    run_workers(aws, monkeypatch, rest)
+    assert statuses(store) == {"active": LIVE + 1, "stale": DEAD - 1}
+    # The queue empty, the next sweep starts again from the first lane: the lost message's runner is handed out again.
+    again = sweep(store, config, NOW + 1800, aws["publisher"], deadline=deadline_for_flags(5), work_queue=queue)
+    assert (again.workers_busy, again.fanned_out) == (False, 1)
+    retry = work_messages(aws)
+    assert handed_out(retry) == handed_out([lost])
+    run_workers(aws, monkeypatch, retry)
+    assert statuses(store) == {"active": LIVE, "stale": DEAD}
+    assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+
+
+def test_a_lane_cut_short_is_handed_out_again_and_its_runners_still_get_one_event_each(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few lanes of many runners, and small messages: each sweep's deadline falls in the middle of a lane, which the
+    # next sweep hands out again whole. The repeated flags are refused by their condition: no event twice.
+    store, config, queue = aws["store"], Config(TABLE), WorkQueue(aws["work_queue"], aws["sqs"])
+    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 0)
+    monkeypatch.setattr(fan_out, "LANES", 4)
+    monkeypatch.setattr(sweeper, "LANES", 4)
+    monkeypatch.setattr(fan_out, "CHUNK_ORDERS", 2)
+    reports = [
+        sweep(store, config, NOW + 300 * n, aws["publisher"], deadline=deadline_for_flags(4), work_queue=queue)
+        for n in range(8)
+    ]
+    messages = work_messages(aws)
+    sent = handed_out(messages)
+    assert set(sent) == {f"dead-{i:02d}" for i in range(DEAD)}
+    assert len(sent) > DEAD  # some were handed out twice
+    assert reports[-1].fanned_out == 0  # every lane handed out
+    run_workers(aws, monkeypatch, messages)
+    assert statuses(store) == {"active": LIVE, "stale": DEAD}
+    assert Counter(e["taskrunnerId"] for e in stale_events(aws)) == {f"dead-{i:02d}": 1 for i in range(DEAD)}
+
+
+def test_a_sweep_whose_scan_outlasted_its_lease_writes_nothing_once_another_sweep_took_it(aws: dict[str, Any]) -> None:
+    # An operator's sweep reads a fleet for longer than its lease foresaw; a scheduled sweep takes the expired lease
+    # in the meantime. The first must not write alongside it.
+    class SlowScan(RunnerStore):
+        def sweep_candidates(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            for n, runner in enumerate(super().sweep_candidates(*args, **kwargs)):
+                if n == 10:
+                    assert aws["store"].acquire_lease("the scheduled sweep", NOW + 600, NOW + 900).taken
+                yield runner
+
+    slow = SlowScan(TABLE, client=aws["store"].client)
+    with pytest.raises(SweepInProgress) as busy:
+        sweep(slow, Config(TABLE), NOW, aws["publisher"], deadline=deadline_for_flags(100))
+    assert busy.value.until == NOW + 900
+    assert statuses(aws["store"]) == {"active": LIVE + DEAD}  # nothing written
+    assert aws["store"].load_sweep_state().last_sweep_at == NOW - 300  # type: ignore[union-attr]

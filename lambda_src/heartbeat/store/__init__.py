@@ -11,7 +11,7 @@ concerns lives in a module of its own:
 - ``flags``: stale flags and their owed events;
 - ``operator``: an operator's terminate, retire, reset and forget;
 - ``sweep_state``: the sweeper's memory between runs, and DynamoDB's clock;
-- ``lease``: the sweep lease, so that two sweeps never run at once.
+- ``lease``: the sweep lease, so that two sweeps never run at once (and how far they handed work out).
 
 A heartbeat needs only ``table``, ``items`` and ``heartbeats``: the sweeper's and the operator's
 modules are imported on their first use, so a cold start of the API handler does not pay for them.
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from heartbeat.plan import SweepState
     from heartbeat.store.keys import KeyCensus
+    from heartbeat.store.lease import Lease
     from heartbeat.store.scan import StatusCounts, SweepCandidate
 
 __all__ = ["RunnerStore", "StoreError", "SweepCandidate", "SweepState", "UnknownRunner"]
@@ -193,14 +194,20 @@ class RunnerStore:
 
         return sweep_state.service_time(self._table)
 
-    def acquire_lease(self, holder: str, now: float, until: float) -> float | None:
-        """Take the sweep lease until `until`; if another sweep holds it past now, return when its lease ends."""
+    def acquire_lease(self, holder: str, now: float, until: float) -> Lease:
+        """Take the sweep lease until `until`, unless another sweep holds it past now (lease.acquire_lease)."""
         from heartbeat.store import lease
 
         return lease.acquire_lease(self._table, holder, now, until)
 
-    def release_lease(self, holder: str) -> None:
-        """Give the sweep lease back (a failure only leaves it to expire)."""
+    def renew_lease(self, holder: str, now: float, until: float) -> Lease:
+        """Hold the sweep lease until `until`, unless another sweep has taken it (lease.renew_lease)."""
         from heartbeat.store import lease
 
-        lease.release_lease(self._table, holder)
+        return lease.renew_lease(self._table, holder, now, until)
+
+    def release_lease(self, holder: str, handed_out: int = 0) -> None:
+        """Give the sweep lease back, recording the workers' lanes (a failure only leaves it to expire)."""
+        from heartbeat.store import lease
+
+        lease.release_lease(self._table, holder, handed_out)
