@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,7 +46,7 @@ from bench.sweeper import ITEMS_PER_PAGE, PAGE_WAIT_MS
 from heartbeat.clients import FLAG_CONCURRENCY, SWEEPER_CLIENT_CONFIG
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
-from heartbeat.fan_out import WorkQueue
+from heartbeat.fan_out import LANES, WorkQueue
 from heartbeat.flag_worker import RESERVE_SECONDS as WORKER_RESERVE_SECONDS
 from heartbeat.flag_worker import WorkLeft, work
 from heartbeat.flagging import Deadline, FlagOrder, carry_out
@@ -339,6 +339,68 @@ def _drain(fleet: CannedFleet, store: RunnerStore, publisher: StaleEventPublishe
     }  # fmt: skip
 
 
+def timeline(
+    runners: int,
+    stale: int,
+    *,
+    scan_us: float,
+    stale_us: float,
+    flag_ms: float,
+    by_lanes: bool = True,
+    workers: int = WORKERS,
+    lanes: int = LANES,
+) -> int | None:
+    """Seconds from a mass death to its last flag, in a model of the deployed loop fed with measured costs.
+
+    A sweep every INTERVAL scans (runners x scan_us), then hands out orders (stale_us each) until
+    its deadline, whole lanes in order; the workers take the queue first in, first out, at
+    `workers` flags every flag_ms. by_lanes: a sweep finding the queue busy goes on from the first
+    lane not handed out (as deployed); else it sends nothing until the queue is empty (as before
+    lanes). A lane cut short by the deadline is sent again whole: the orders of it still queued
+    are then repeats, which cost a worker as much as a flag (conservatively) and flag nobody.
+    None: not done within six hours.
+    """
+    left = [stale // lanes + (1 if lane < stale % lanes else 0) for lane in range(lanes)]  # not flagged yet
+    queue: deque[list[int]] = deque()  # [lane, orders, of which repeats], oldest first
+    budget = LAMBDA_TIMEOUT - RESERVE_SECONDS
+    per_second, cursor, sending, carry = workers / (flag_ms / 1000), 0, deque[list[int]](), 0.0
+    for t in range(6 * 3600):
+        if t % INTERVAL == 0:
+            busy = bool(queue or sending)
+            cursor = cursor if busy and by_lanes else 0
+            if not busy or by_lanes:
+                room = max(0.0, budget - runners * scan_us / 1e6) / (stale_us / 1e6)  # orders this sweep sends
+                queued_by_lane = Counter[int]()
+                for lane, orders, repeats in [*queue, *sending]:
+                    queued_by_lane[lane] += orders - repeats
+                at = t + runners * scan_us / 1e6  # the lanes reach the queue one after another, once sent
+                while cursor < lanes and room > 0:
+                    orders = min(left[cursor], int(room))
+                    at += orders * stale_us / 1e6
+                    sending.append([cursor, orders, min(orders, queued_by_lane[cursor]), int(at)])
+                    room -= orders
+                    if orders < left[cursor]:
+                        break  # cut short: this lane again next time
+                    cursor += 1
+        while sending and sending[0][3] <= t:  # handed out: in the queue
+            queue.append(sending.popleft()[:3])
+        carry += per_second
+        while queue and carry >= 1:
+            lane, orders, repeats = queue[0]
+            taken = min(orders, int(carry))
+            carry -= taken
+            flags = max(0, taken - repeats)
+            left[lane] -= min(flags, left[lane])
+            queue[0] = [lane, orders - taken, max(0, repeats - taken)]
+            if queue[0][1] == 0:
+                queue.popleft()
+        if not queue:
+            carry = 0.0  # idle workers bank no time
+        if not any(left):
+            return t + 1
+    return None
+
+
 def _run(row: list[str]) -> dict[str, Any]:
     """One row in a fresh interpreter (its own peak RSS)."""
     done = subprocess.run(
@@ -350,13 +412,55 @@ def _run(row: list[str]) -> dict[str, Any]:
 def scale(quick: bool) -> dict[str, Any]:
     """Every mass-flag figure make bench reports."""
     runners = 4_000 if quick else 1_000_000
-    return {
+    figures = {
         "rtt_ms": RTT * 1000, "page_wait_ms": PAGE_WAIT_MS, "workers": WORKERS, "runners": runners,
         "rates": _run(["rates", "1,4,8,16,32" if not quick else "1,8", "600" if quick else "6000"]),
         "tenth_one_function": _run(["mass", str(runners), "10", "guarded", "inline"]),
         "tenth": _run(["mass", str(runners), "10", "guarded", "fan-out"]),
         "all_overridden": _run(["mass", str(runners), "1", "override", "fan-out"]),
     }  # fmt: skip
+    figures["ten_million"] = extrapolate(figures)
+    return figures
+
+
+def costs(figures: dict[str, Any]) -> dict[str, float]:
+    """The measured unit costs, from the first sweep of the two 1M rows and the all-dead row's workers.
+
+    A sweep's CPU is runners x a + stale x b, so the 10%-dead and the all-dead rows give a (a
+    runner scanned) and b (a stale runner spooled, judged and handed out).
+    """
+    n = figures["runners"]
+    tenth = next(i for i in figures["tenth"]["invocations"] if i["kind"] == "sweep")["cpu"]
+    every = next(i for i in figures["all_overridden"]["invocations"] if i["kind"] == "sweep")["cpu"]
+    b = (every - tenth) / (0.9 * n)
+    workers = totals(figures["all_overridden"])
+    return {
+        "scan_us": (tenth / n - 0.1 * b) * 1e6,
+        "stale_us": b * 1e6,
+        "flag_ms": workers["cpu_workers"] / figures["all_overridden"]["dead"] * 1000,
+    }
+
+
+def extrapolate(figures: dict[str, Any]) -> dict[str, Any] | None:
+    """10M runners, from the measured unit costs through timeline(): as deployed, and as before lanes.
+
+    None when the rows did not hand their flags to the workers (the quick run's fleets are too small).
+    """
+    sweeps = [
+        next(i for i in figures[key]["invocations"] if i["kind"] == "sweep") for key in ("tenth", "all_overridden")
+    ]
+    if not all(sweep["fanned_out"] for sweep in sweeps):
+        return None
+    unit = costs(figures)
+    rows: dict[str, Any] = {"unit": unit}
+    for key, stale in (("tenth", 1_000_000), ("all", 10_000_000)):
+        for by_lanes in (True, False):
+            seconds = timeline(
+                10_000_000, stale, scan_us=unit["scan_us"], stale_us=unit["stale_us"], flag_ms=unit["flag_ms"],
+                by_lanes=by_lanes,
+            )  # fmt: skip
+            rows[f"{key}{'' if by_lanes else '_before_lanes'}"] = seconds
+    return rows
 
 
 def main(argv: list[str]) -> int:
@@ -456,4 +560,21 @@ def print_section(result: dict[str, Any]) -> None:
             f"   {label:<48} {t['sweeps']:>6} {t['worker_invocations']:>7} {t['wall_here']:>9.0f}s"
             f" {t['wall_in_aws']:>10.0f}s {t['cpu_sweeps'] + t['cpu_workers']:>7.0f}s {t['requests']:>9,}"
             f" {row['peak_rss_mb']:>7.0f}MB"
+        )
+
+    ten = result.get("ten_million")
+    if ten:
+        unit = ten["unit"]
+
+        def minutes(seconds: int | None) -> str:
+            return "over 6 h" if seconds is None else f"{seconds / 60:.0f} min"
+
+        print(
+            f"   10M runners, extrapolated (bench.mass.timeline) from a = {unit['scan_us']:.1f} us a runner scanned,"
+            f" b = {unit['stale_us']:.1f} us a stale runner, {unit['flag_ms']:.2f} ms a flag, {WORKERS} workers:"
+        )
+        print(
+            f"     10% newly stale: {minutes(ten['tenth'])} to the last flag;"
+            f" 100% stale, guard overridden: {minutes(ten['all'])}"
+            f" (before lanes: {minutes(ten['tenth_before_lanes'])} and {minutes(ten['all_before_lanes'])})"
         )
