@@ -234,9 +234,9 @@ def month(figures: dict[str, Any], front_door: str, runners: int, options: Optio
 
 
 def lease_and_queue() -> Line:
-    """Each sweep takes and gives back its lease (two writes) and reads the work queue's depth once; the workers'
-    event source mapping polls the empty queue. The sweep's reads are the scan's alone, as before."""
-    lease_writes = 2 * SWEEPS_A_MONTH
+    """Each sweep takes, renews and gives back its lease (three writes) and reads the work queue's depth once; the
+    workers' event source mapping polls the empty queue. The sweep's reads are the scan's alone, as before."""
+    lease_writes = 3 * SWEEPS_A_MONTH
     queue_requests = SWEEPS_A_MONTH + assumption("work_queue_polls_a_month")
     return Line(
         "Sweep lease + work queue",
