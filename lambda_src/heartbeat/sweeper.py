@@ -67,7 +67,7 @@ class SweepReport:
     silent: int  # of those, not heard for more than half their threshold (the guard's evidence)
     stale: int  # silent past their threshold: flagged, or in grace
     flagged: int  # flagged by this sweep (a heartbeat may win the race for the others)
-    in_grace: int  # past their threshold, not flagged: a hold, a new watch or a reset
+    in_grace: int  # judged past their threshold but not flagged (a hold, a new watch or a reset); of those judged
     scopes: dict[str, str] = field(default_factory=dict)  # each scope ("fleet", or a worker group): "state (why)"
     held: list[str] = field(default_factory=list)  # scopes held: "fleet", or a worker group's name
     partial: list[str] = field(default_factory=list)  # scopes mostly silent while the rest is heard
@@ -76,7 +76,9 @@ class SweepReport:
     events_owed: int = 0  # stale events still owed after this sweep (published by the next)
     watching_since: float = 0.0  # since when silence counts against a runner
     state_saved: bool = True  # False: a sweep that started later had already saved its state
-    left: int = 0  # past their threshold, not reached before the sweep's deadline: the next sweep goes on
+    # Past their threshold and not judged or written by this sweep (its deadline, or lanes the workers hold): the
+    # next sweep goes on. Some of them may be in grace: a sweep cut short counts in_grace and left so far.
+    left: int = 0
     lost: int = 0  # judged stale, but a heartbeat or a reset won the race
     fanned_out: int = 0  # judged stale and handed to the workers (fan_out.py), in work_messages messages
     work_messages: int = 0
