@@ -103,11 +103,6 @@ def unreachable(aws: dict[str, Any]) -> WorkQueue:
     return WorkQueue(aws["work_queue"] + "-deleted", aws["sqs"])  # SQS answers QueueDoesNotExist: backlog None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a sweep with no queue or an unanswering one records handedOut=0, so the next sweep hands out again "
-    "every runner the queue still holds",
-)
 @pytest.mark.parametrize("queue", [None, unreachable], ids=["operator's sweep", "queue did not answer"])
 def test_a_sweep_that_cannot_see_the_queue_keeps_the_record_of_lanes_handed_out(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, queue: Any
@@ -133,10 +128,6 @@ def test_a_sweep_that_cannot_see_the_queue_keeps_the_record_of_lanes_handed_out(
     assert events_by_runner(aws) == ONE_EACH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: renew_lease accepts 'leaseUntil <= now', which a lease given back (leaseUntil 0) always meets",
-)
 def test_a_sweep_whose_scan_outlasted_its_lease_writes_nothing_once_another_sweep_took_and_gave_it_back(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,14 +172,7 @@ def set_handed_out(store: RunnerStore, value: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        pytest.param(
-            {"N": "12.5"},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: int('12.5') raises in "
-                "acquire_lease, outside the sweep's try: every sweep fails, and leaves the lease held",
-            ),
-        ),
+        {"N": "12.5"},
         {"N": "-3"},
         {"N": "1000000"},
         {"S": "7"},
@@ -223,11 +207,6 @@ def test_lanes_of_the_longest_ids_spread_and_their_runners_are_flagged_through_t
     assert events_by_runner(aws) == {**ONE_EACH, **dict.fromkeys(longest, 1)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the sweep reads the queue's backlog after its scan, so a worker that finishes between the two "
-    "leaves an empty queue and an owed event the scan saw mid-publish: the sweep publishes it again",
-)
 def test_a_worker_finishing_during_a_sweeps_scan_does_not_get_its_events_published_twice(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
