@@ -253,3 +253,33 @@ def test_a_worker_finishing_during_a_sweeps_scan_does_not_get_its_events_publish
     assert not worker_error
     assert statuses(store) == {"active": LIVE, "stale": DEAD}
     assert events_by_runner(aws) == ONE_EACH
+
+
+def test_runners_back_to_life_reset_or_retired_while_their_orders_wait_in_the_queue_are_not_flagged(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers slower than the schedule: the orders wait while one dead runner beats again, one is reset and one
+    # retired by an operator, and then a scale-in: the live half of the fleet retired. Their queued orders, delivered
+    # twice, flag none of them; the others get one event each.
+    store, config, queue = aws["store"], Config(TABLE), WorkQueue(aws["work_queue"], aws["sqs"])
+    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 0)
+    assert (
+        sweep(store, config, NOW, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue).fanned_out
+        == DEAD
+    )
+    beat(store, "dead-00", NOW + 1)
+    store.reset("dead-01", NOW + 2)
+    store.retire("dead-02", by="operator", reason="scale-in", now=NOW + 3)
+    for i in range(0, LIVE, 2):
+        store.retire(f"live-{i:02d}", by="autoscaling", reason="scale-in", now=NOW + 4)
+    messages = work_messages(aws)
+    run_workers(aws, monkeypatch, messages + messages)  # every message delivered twice
+    assert Counter(r.status for r in store.runners()) == {
+        "active": LIVE // 2 + 2,
+        "stale": DEAD - 3,
+        "retired": LIVE // 2 + 1,
+    }
+    assert events_by_runner(aws) == {f"dead-{i:02d}": 1 for i in range(3, DEAD)}
+    # The next sweep, queue empty, has nothing left to hand out.
+    after = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
+    assert (after.workers_busy, after.fanned_out, after.flagged, after.events_published) == (False, 0, 0, 0)
