@@ -21,7 +21,7 @@ service's time and the previous sweep's state.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -312,10 +312,15 @@ class Judgement:
     """
 
     verdict: Verdict
-    why: str
+    reason: Callable[[], str] = field(compare=False, repr=False)  # why, written only when asked for
     threshold: int
     silence_start: float
     cutoff: float
+
+    @property
+    def why(self) -> str:
+        """Why, in words: formatted on demand, as a sweep of millions writes it only for the runners it logs."""
+        return self.reason()
 
 
 @dataclass(frozen=True)
@@ -360,7 +365,7 @@ class SweepPlan:
         threshold = self.config.stale_after_for(runner.worker_group)
         cutoff = self.now - threshold
         if runner.status != Status.ACTIVE.value:
-            return Judgement(Verdict.NOT_ACTIVE, f"status {runner.status}", threshold, runner.last_seen, cutoff)
+            return Judgement(Verdict.NOT_ACTIVE, lambda: f"status {runner.status}", threshold, runner.last_seen, cutoff)
         moments = [(runner.last_seen, "its last heartbeat")]
         if runner.reset_at is not None:
             moments.append((runner.reset_at, "its reset"))
@@ -376,25 +381,36 @@ class SweepPlan:
                     held = self.scopes.get(scope)
                     how = "is held" if held is not None and held.state.held else "was held until then"
                     start = (grace, f"the grace of a hold: {scope_name(scope)} {how}")
-        silence = self.now - start[0]
-        if silence > threshold:
-            why = f"silent since {iso(start[0])} ({start[1]}), over its threshold of {threshold} s"
-            return Judgement(Verdict.STALE, why, threshold, start[0], cutoff)
-        if self.now - runner.last_seen > threshold:
-            why = (
-                f"last heard {iso(runner.last_seen)}; its silence counts from {iso(start[0])} ({start[1]}): "
-                f"stale after {iso(start[0] + threshold)}"
-            )
-            return Judgement(Verdict.GRACE, why, threshold, start[0], cutoff)
-        if self.now - runner.last_seen > threshold / 2:
+        since, counted_from = start
+        last_seen = runner.last_seen
+        if self.now - since > threshold:
             return Judgement(
-                Verdict.SILENT,
-                f"last heard {iso(runner.last_seen)}; stale after {threshold} s",
+                Verdict.STALE,
+                lambda: f"silent since {iso(since)} ({counted_from}), over its threshold of {threshold} s",
                 threshold,
-                start[0],
+                since,
                 cutoff,
             )
-        return Judgement(Verdict.HEARD, f"last heard {iso(runner.last_seen)}", threshold, start[0], cutoff)
+        if self.now - last_seen > threshold:
+            return Judgement(
+                Verdict.GRACE,
+                lambda: (
+                    f"last heard {iso(last_seen)}; its silence counts from {iso(since)} ({counted_from}): "
+                    f"stale after {iso(since + threshold)}"
+                ),
+                threshold,
+                since,
+                cutoff,
+            )
+        if self.now - last_seen > threshold / 2:
+            return Judgement(
+                Verdict.SILENT,
+                lambda: f"last heard {iso(last_seen)}; stale after {threshold} s",
+                threshold,
+                since,
+                cutoff,
+            )
+        return Judgement(Verdict.HEARD, lambda: f"last heard {iso(last_seen)}", threshold, since, cutoff)
 
     def next_state(self, finished_at: float | None = None) -> SweepState:
         """The state to save once the plan is carried out."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import zlib
+from collections import Counter
 
 from heartbeat.events import StaleRunner
-from heartbeat.fan_out import CHUNK_BYTES, CHUNK_ORDERS, Work, chunks
+from heartbeat.fan_out import CHUNK_BYTES, CHUNK_ORDERS, LANES, Handout, Work, chunks, handout, lane_of
 from heartbeat.flagging import Deadline, FlagOrder
 from heartbeat.spool import Spool
 
@@ -63,3 +65,42 @@ def test_a_deadline_reads_its_own_clock() -> None:
     now[0] = 105.0
     assert deadline.passed()
     assert not Deadline.never().passed()
+
+
+def test_a_runners_lane_is_the_same_in_every_process_and_spreads_a_fleet_evenly() -> None:
+    # crc32 of the UTF-8 bytes (a lone surrogate passed through): fixed values, not Python's salted hash().
+    assert [lane_of(LONGEST), lane_of(ODD), lane_of("")] == [12, 2, 0]
+    assert lane_of("i-0123456789abcdef0") == zlib.crc32(b"i-0123456789abcdef0") % LANES
+    counts = Counter(lane_of(f"i-{i:017x}-taskrunner") for i in range(64_000))
+    assert len(counts) == LANES
+    assert max(counts.values()) < 1.1 * 64_000 / LANES  # no lane holds much more than its share
+
+
+DUE = [10] * LANES  # runners past their threshold in each lane
+
+
+def test_an_empty_queue_hands_out_from_the_first_lane_whatever_was_recorded() -> None:
+    # The queue drained: whatever earlier sweeps handed out is done (or in the dead-letter queue), so every lane
+    # is this sweep's again, and so are the owed events.
+    assert handout(0, 40, DUE, capacity=1000) == Handout(first_lane=0, fan_out=False, owed=True, handed_out=0)
+    assert handout(0, 40, DUE, capacity=100) == Handout(first_lane=0, fan_out=True, owed=True, handed_out=0)
+
+
+def test_a_busy_queue_leaves_the_lanes_it_holds_and_the_owed_events_to_the_workers() -> None:
+    busy = handout(3, 40, DUE, capacity=1000)
+    assert busy == Handout(first_lane=40, fan_out=False, owed=False, handed_out=40)
+    # Only the lanes from 40 count towards what the sweep must write: 24 lanes of 10.
+    assert handout(3, 40, DUE, capacity=239).fan_out
+    assert not handout(3, 40, DUE, capacity=240).fan_out
+    # Everything handed out and still queued: nothing is this sweep's.
+    assert handout(3, LANES, DUE, capacity=0) == Handout(first_lane=LANES, fan_out=False, owed=False, handed_out=LANES)
+
+
+def test_a_record_out_of_range_cannot_make_a_sweep_skip_lanes_forever() -> None:
+    assert handout(3, 10_000, DUE, capacity=0).first_lane == LANES  # at worst, nothing until the queue drains
+    assert handout(3, -5, DUE, capacity=0).first_lane == 0
+    assert handout(0, 10_000, DUE, capacity=0).first_lane == 0
+
+
+def test_a_queue_that_did_not_answer_leaves_every_flag_to_the_sweep() -> None:
+    assert handout(None, 40, DUE, capacity=0) == Handout(first_lane=0, fan_out=False, owed=True, handed_out=0)
