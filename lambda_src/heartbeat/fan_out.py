@@ -70,8 +70,8 @@ def handout(backlog: int | None, handed_out: int, due_by_lane: Sequence[int], ca
     due_by_lane: runners past their threshold in each lane; capacity: flags this sweep can write
     before its deadline (inline_capacity).
     """
-    if backlog is None:
-        return Handout(first_lane=0, fan_out=False, owed=True, handed_out=0)
+    if backlog is None:  # what the queue holds is unknown: the record stands for the next sweep that sees it
+        return Handout(first_lane=0, fan_out=False, owed=True, handed_out=handed_out)
     first = min(max(handed_out, 0), LANES) if backlog else 0  # an empty queue: everything handed out is done
     due = sum(due_by_lane[first:])
     return Handout(first_lane=first, fan_out=due > capacity, owed=not backlog, handed_out=first)

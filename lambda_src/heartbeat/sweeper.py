@@ -186,6 +186,9 @@ def sweep(
         raise SweepInProgress(lease.until)
     handed_out = lease.handed_out
     try:
+        # Read before the scan: an empty queue then means no worker writes or publishes while the scan reads (only
+        # the lease's holder hands work out), so the events the scan finds owed are this sweep's alone.
+        backlog = work_queue.backlog() if work_queue is not None else None
         previous = store.load_sweep_state()
         statuses: StatusCounts = {}
         with Spools(LANES) as candidates, Spool() as owed:
@@ -198,13 +201,13 @@ def sweep(
             plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
             # The scan may have taken longer than the lease foresaw: hold it for the writes, or write nothing.
             remaining = deadline.remaining()
-            renewed = store.renew_lease(holder, now, _lease_until(now + time.monotonic() - started, remaining))
+            renewed = store.renew_lease(holder, _lease_until(now + time.monotonic() - started, remaining))
             if not renewed.taken:
                 raise SweepInProgress(renewed.until)
             _log_plan(plan, override_guard)
             judged = _Judged(plan, candidates, deadline, late=remaining <= 0)
             written = _write(
-                store, events, work_queue=work_queue, judged=judged, owed=owed, on_flag=on_flag,
+                store, events, work_queue=work_queue, backlog=backlog, judged=judged, owed=owed, on_flag=on_flag,
                 capacity=inline_capacity(remaining), handed_out=lease.handed_out,
             )  # fmt: skip
             handed_out = written.handed_out
@@ -309,6 +312,7 @@ def _write(
     events: StaleEventPublisher | None,
     *,
     work_queue: WorkQueue | None,
+    backlog: int | None,
     judged: _Judged,
     owed: Spool,
     on_flag: Callable[[FlagOrder], None] | None,
@@ -322,7 +326,6 @@ def _write(
     second pass over them. A sweep that is late (its scan used the time up) still starts a little,
     or the next sweep, as long, never would.
     """
-    backlog = work_queue.backlog() if work_queue is not None else None
     decision = handout(backlog, handed_out, judged.due_by_lane(), capacity)
     judged.first_lane = decision.first_lane
     to_publish = (event_from_row(row) for row in owed) if decision.owed else iter(())

@@ -200,11 +200,11 @@ class RunnerStore:
 
         return lease.acquire_lease(self._table, holder, now, until)
 
-    def renew_lease(self, holder: str, now: float, until: float) -> Lease:
-        """Hold the sweep lease until `until`, unless another sweep has taken it (lease.renew_lease)."""
+    def renew_lease(self, holder: str, until: float) -> Lease:
+        """Hold the sweep lease until `until`, unless another sweep has taken it since (lease.renew_lease)."""
         from heartbeat.store import lease
 
-        return lease.renew_lease(self._table, holder, now, until)
+        return lease.renew_lease(self._table, holder, until)
 
     def release_lease(self, holder: str, handed_out: int = 0) -> None:
         """Give the sweep lease back, recording the workers' lanes (a failure only leaves it to expire)."""

@@ -14,7 +14,9 @@ no request of its own.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from heartbeat.store.items import number, reserved_key
 from heartbeat.store.table import ConditionFailed, StoreError, Table
@@ -45,18 +47,34 @@ def acquire_lease(table: Table, holder: str, now: float, until: float) -> Lease:
         ).get("Attributes", {})
     except ConditionFailed as held:
         return Lease(taken=False, until=float(held.item["leaseUntil"]["N"]) if held.item else until)
-    return Lease(taken=True, until=until, handed_out=int(old.get("handedOut", {}).get("N", "0")))
+    return Lease(taken=True, until=until, handed_out=_lanes(old.get("handedOut")))
 
 
-def renew_lease(table: Table, holder: str, now: float, until: float) -> Lease:
-    """Hold the lease until `until` if holder still has it, or has let it expire with nobody taking it since."""
+def _lanes(value: Mapping[str, Any] | None) -> int:
+    """The recorded first lane not handed out; 0 (hand out from the first lane) for anything but a whole number.
+
+    A record edited by hand must not stop every sweep: handing out from lane 0 again only repeats
+    flags that their condition refuses.
+    """
+    try:
+        return int(value["N"]) if value is not None else 0
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def renew_lease(table: Table, holder: str, until: float) -> Lease:
+    """Hold the lease until `until` if holder still has it (expired or not): nobody has taken it since.
+
+    Taking the lease replaces its holder and giving it back removes it, so the holder alone tells
+    whether another sweep came in between, even one that has finished since.
+    """
     try:
         table.request(
             "update_item",
             Key=reserved_key(LEASE_NAME),
-            UpdateExpression="SET holder = :holder, leaseUntil = :until",
-            ConditionExpression="holder = :holder OR leaseUntil <= :now",
-            ExpressionAttributeValues={":holder": {"S": holder}, ":now": number(now), ":until": number(until)},
+            UpdateExpression="SET leaseUntil = :until",
+            ConditionExpression="holder = :holder",
+            ExpressionAttributeValues={":holder": {"S": holder}, ":until": number(until)},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ConditionFailed as held:
