@@ -253,13 +253,13 @@ def rates(concurrencies: list[int], writes: int) -> list[dict[str, Any]]:
         dynamodb, events, sqs = _clients(max(concurrency, 10) + 2)
         fleet.attach(dynamodb, events, sqs)
         store = RunnerStore(TABLE, client=dynamodb)
-        store.flag_stale("i-00000000000000000-taskrunner", T0, T0)  # warm: botocore builds its parsers once
+        store.flag_stale("i-00000000000000000-taskrunner", T0, T0, T0)  # warm: botocore builds its parsers once
         fleet.flagged[0] = fleet.pending[0] = 0
         fleet.harness_cpu = 0.0
         half = writes // 2
         started, cpu = time.perf_counter(), _cpu()
         with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(lambda i, s=store: s.flag_stale(f"i-{i:017x}-taskrunner", T0, T0), range(half)))
+            list(pool.map(lambda i, s=store: s.flag_stale(f"i-{i:017x}-taskrunner", T0, T0, T0), range(half)))
         writes_wall, writes_cpu, harness = time.perf_counter() - started, _cpu() - cpu, fleet.harness_cpu
         orders = (
             FlagOrder(f"i-{i:017x}-taskrunner", T0 - 4000, THRESHOLD, T0, T0 - THRESHOLD) for i in range(half, writes)

@@ -7,8 +7,11 @@ on DynamoDB, and Python's threads wait together while the GIL keeps their CPU (s
 serial, so one process drives about as many writes a second as its CPU allows, however long the
 round trip (docs/performance.md, "Sweeper scale", has the measured figures).
 
-Each flag records that its stale event is owed (eventPending) in the same write; the events go
-out in batches of ten as flags succeed, and each is cleared once EventBridge has accepted it. The
+Each flag records that its stale event is owed (eventPending) in the same write, and that its
+writer holds the claim on publishing it (store/flags.py); the events go out in batches of ten as
+flags succeed, and each is cleared once EventBridge has accepted it. An event owed from before is
+published only once its claim is taken (a work message delivered twice, or an operator's sweep
+next to a worker, would otherwise publish it twice). The
 orders are read from an iterator and at most a few pool-fulls are in flight, so memory stays flat
 however many runners are flagged. Orders left when the deadline passes are not attempted: their
 runners are still active and stale, so the next sweep finds them again.
@@ -40,6 +43,9 @@ FLAGGED_RUNNERS = "Flagged runners stale"  # the log line naming up to ten runne
 LATE_FLAGS = FLAG_CONCURRENCY  # one round of the flag writers
 LATE_EVENTS = BATCH_SIZE  # one PutEvents of owed events
 LATE_JUDGED_AT_MOST = 100_000  # runners judged past the deadline looking for LATE_FLAGS to flag (~1.5 s)
+# How long a publisher holds the claim on an event: past the longest a flag's writer can run (Lambda's 15-minute
+# limit), after which the event is another's to publish if it is still owed (its publisher died).
+CLAIM_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ class Outcome:
     lost: int = 0  # a heartbeat or a reset won the race: not flagged
     events_published: int = 0  # accepted by EventBridge: this call's and any owed from before
     events_owed: int = 0  # still owed afterwards (refused, or not reached before the deadline)
+    events_claimed: int = 0  # owed from before, but out or being published by another: left to it
 
 
 def carry_out(
@@ -137,6 +144,7 @@ def carry_out(
     concurrency: int = FLAG_CONCURRENCY,
     on_flag: Callable[[FlagOrder], None] | None = None,
     late: bool = False,
+    clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Flag each order (conditionally), then publish owed events, starting nothing new once the deadline passes.
 
@@ -145,9 +153,10 @@ def carry_out(
     iterator is never read further than the work done; a sweep that is late (its deadline passed
     before any work began) still starts LATE_FLAGS flags and LATE_EVENTS owed events. A
     StoreError stops the work and is raised once the writes in flight are done: whatever was
-    flagged keeps its event owed for the next sweep.
+    flagged keeps its event owed for the next sweep. clock: the time of the claims on events (the
+    deployment's: Lambda's, or the service's for heartbeat-ops).
     """
-    pool = _Pool(store, events, concurrency, on_flag)
+    pool = _Pool(store, events, concurrency, on_flag, clock)
     at_least = (LATE_FLAGS, LATE_EVENTS) if late else (0, 0)
     try:
         for order in _until(deadline, pool, orders, at_least[0]):
@@ -158,7 +167,7 @@ def carry_out(
             if pool.failed or (deadline.passed() and published >= at_least[1]):
                 pool.outcome.events_owed += 1 + sum(1 for _ in owed_left)
                 break
-            pool.publish_later(runner)
+            pool.publish_owed(runner)
         pool.finish()
     finally:
         pool.close()
@@ -187,8 +196,9 @@ class _Pool:
         events: StaleEventPublisher | None,
         concurrency: int,
         on_flag: Callable[[FlagOrder], None] | None,
+        clock: Callable[[], float],
     ) -> None:
-        self.store, self.events, self._on_flag = store, events, on_flag
+        self.store, self.events, self._on_flag, self._clock = store, events, on_flag, clock
         self.outcome = Outcome()
         self._limit = 2 * concurrency  # tasks in flight: enough to keep every thread busy, few enough to stay flat
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flag")
@@ -206,12 +216,10 @@ class _Pool:
         self._pump()
         self._submit(lambda: self._flag(order))
 
-    def publish_later(self, runner: StaleRunner) -> None:
-        """Queue an event for the next batch of ten."""
-        self._batch.append(runner)
-        if len(self._batch) == BATCH_SIZE:
-            self._flush_batch()
+    def publish_owed(self, runner: StaleRunner) -> None:
+        """Claim an event owed from before, then queue it for the next batch of ten."""
         self._pump()
+        self._submit(lambda: self._claim(runner))
 
     def finish(self) -> None:
         """Wait for everything, publishing the last partial batch once no flag can add to it; raise the first error."""
@@ -234,7 +242,9 @@ class _Pool:
     # A task runs on a pool thread and returns a function the calling thread runs to record its result.
 
     def _flag(self, order: FlagOrder) -> Callable[[], None]:
-        flagged = self.store.flag_stale(order.taskrunner_id, last_seen_before=order.cutoff, now=order.stale_at)
+        flagged = self.store.flag_stale(
+            order.taskrunner_id, last_seen_before=order.cutoff, now=order.stale_at, claim_until=self._claim_until()
+        )
 
         def record() -> None:
             if not flagged:
@@ -250,6 +260,23 @@ class _Pool:
 
         return record
 
+    def _claim(self, runner: StaleRunner) -> Callable[[], None]:
+        now = self._clock()
+        claimed = self.store.claim_event(runner.taskrunner_id, now=now, until=now + CLAIM_SECONDS)
+
+        def record() -> None:
+            if not claimed:
+                self.outcome.events_claimed += 1
+                return
+            self._batch.append(runner)
+            if len(self._batch) == BATCH_SIZE:
+                self._flush_batch()
+
+        return record
+
+    def _claim_until(self) -> float:
+        return self._clock() + CLAIM_SECONDS
+
     def _publish(self, batch: list[StaleRunner]) -> Callable[[], None]:
         assert self.events is not None  # noqa: S101 - _flush_batch never publishes without a publisher
         published, owed = self.events.publish(batch)
@@ -261,11 +288,17 @@ class _Pool:
                 logger.error("Stale events not published; the next sweep retries them", extra={"owed": len(owed)})
             for taskrunner_id in published:
                 self._follow_ups.append(lambda runner=taskrunner_id: self._clear(runner))  # type: ignore[misc]
+            for taskrunner_id in owed:
+                self._follow_ups.append(lambda runner=taskrunner_id: self._release(runner))  # type: ignore[misc]
 
         return record
 
     def _clear(self, taskrunner_id: str) -> Callable[[], None]:
         self.store.event_published(taskrunner_id)
+        return _nothing
+
+    def _release(self, taskrunner_id: str) -> Callable[[], None]:
+        self.store.release_claim(taskrunner_id)
         return _nothing
 
     def _log_flagged(self, taskrunner_id: str | None) -> None:

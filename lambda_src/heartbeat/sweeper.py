@@ -209,6 +209,7 @@ def sweep(
             written = _write(
                 store, events, work_queue=work_queue, backlog=backlog, judged=judged, owed=owed, on_flag=on_flag,
                 capacity=inline_capacity(remaining), handed_out=lease.handed_out,
+                clock=clock or (lambda: now + time.monotonic() - started),
             )  # fmt: skip
             handed_out = written.handed_out
             return _finish(
@@ -318,6 +319,7 @@ def _write(
     on_flag: Callable[[FlagOrder], None] | None,
     capacity: float,
     handed_out: int,
+    clock: Callable[[], float],
 ) -> _Written:
     """Write the flags, then publish the owed events: here, or through the workers when they would not fit.
 
@@ -343,7 +345,9 @@ def _write(
             Outcome(events_owed=len(owed) - sent.owed), started=sent.orders, fanned_out=sent.orders,
             messages=sent.messages, workers_busy=bool(backlog), handed_out=through,
         )  # fmt: skip
-    outcome = carry_out(judged, to_publish, store, events, judged.deadline, on_flag=on_flag, late=judged.late)
+    outcome = carry_out(
+        judged, to_publish, store, events, judged.deadline, on_flag=on_flag, late=judged.late, clock=clock
+    )
     outcome.events_owed += not_ours
     return _Written(outcome, started=outcome.attempted, workers_busy=bool(backlog), handed_out=decision.handed_out)
 

@@ -157,7 +157,9 @@ def test_a_lost_response_still_answers_from_the_record_a_flagged_runner_is_told_
     dependencies = Dependencies(Config(client.table), store, clock)
     beat(dependencies)
     clock.advance(3000)
-    assert store.flag_stale("r-1", last_seen_before=clock.now - DEFAULT_STALE_AFTER_SECONDS, now=clock.now)
+    assert store.flag_stale(
+        "r-1", last_seen_before=clock.now - DEFAULT_STALE_AFTER_SECONDS, now=clock.now, claim_until=clock.now
+    )
     LostResponse(client, "UpdateItem", error_response(500, "InternalServerError"))
     assert beat(dependencies)[:2] == (200, {"terminate": True})
     assert store.get_runner("r-1").heartbeat_count == 2  # type: ignore[union-attr]

@@ -146,5 +146,5 @@ def test_a_digest_collision_is_refused_never_merged(
         store.request_terminate(OVER_LIMIT, by="op", reason=None, now=clock.now)
     with pytest.raises(UnknownRunner):
         store.forget(OVER_LIMIT)
-    assert store.flag_stale(OVER_LIMIT, last_seen_before=clock.now + 1, now=clock.now) is False
+    assert store.flag_stale(OVER_LIMIT, last_seen_before=clock.now + 1, now=clock.now, claim_until=clock.now) is False
     assert dynamodb.get_item(TableName=TABLE, Key={"taskrunnerId": {"S": digest_key(OVER_LIMIT)}})["Item"] == before

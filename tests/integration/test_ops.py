@@ -57,7 +57,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunnerStore]:
         for runner_id, group, host, when in beats:
             runners.record_heartbeat(HeartbeatRequest(runner_id, group, host), when - 86_400, RETENTION)
             runners.record_heartbeat(HeartbeatRequest(runner_id, group, host), when, RETENTION)
-        runners.flag_stale("runner-d", last_seen_before=NOW - 2700, now=NOW - 5000)
+        runners.flag_stale("runner-d", last_seen_before=NOW - 2700, now=NOW - 5000, claim_until=NOW - 5000)
         runners.save_sweep_state(steady())
         yield runners
 

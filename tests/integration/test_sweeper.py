@@ -152,7 +152,7 @@ def test_heartbeat_that_lands_after_the_scan_wins_over_the_flag(
     cutoff = clock.now + 1
     clock.advance(THRESHOLD + 2)
     beat(store, "racer", clock.now)  # arrives between the sweeper's scan and its write
-    assert store.flag_stale("racer", last_seen_before=cutoff, now=clock.now) is False
+    assert store.flag_stale("racer", last_seen_before=cutoff, now=clock.now, claim_until=clock.now) is False
     assert status_of(store, "racer") == Status.ACTIVE
 
 
@@ -282,7 +282,7 @@ def test_reset_that_lands_between_scan_and_flag_wins(store: RunnerStore, config:
     beat(store, "r", clock.now)
     clock.advance(THRESHOLD + 10)
     store.reset("r", now=clock.now)
-    assert store.flag_stale("r", last_seen_before=clock.now - THRESHOLD, now=clock.now) is False
+    assert store.flag_stale("r", last_seen_before=clock.now - THRESHOLD, now=clock.now, claim_until=clock.now) is False
 
 
 def test_older_sweep_never_overwrites_the_state_of_a_newer_one(

@@ -16,6 +16,7 @@ from heartbeat import sweeper
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.fan_out import LANES, Work, WorkQueue, lane_of
+from heartbeat.flagging import CLAIM_SECONDS
 from heartbeat.store import RunnerStore
 from heartbeat.store.items import number, reserved_key
 from heartbeat.store.lease import LEASE_NAME
@@ -66,11 +67,6 @@ def owed_in_messages(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> li
     return messages
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a worker publishes a message's owed events without checking they are still owed, so a message "
-    "delivered again (a lost delete, a worker killed after publishing) publishes them twice",
-)
 def test_a_work_message_delivered_twice_publishes_its_owed_events_once(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,11 +79,6 @@ def test_a_work_message_delivered_twice_publishes_its_owed_events_once(
     assert events_by_runner(aws) == ONE_EACH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an operator's sweep (no work queue: backlog None) publishes the owed events a queued work "
-    "message also carries; the worker then publishes them again",
-)
 def test_an_operators_sweep_next_to_queued_owed_events_publishes_each_once(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,3 +274,23 @@ def test_runners_back_to_life_reset_or_retired_while_their_orders_wait_in_the_qu
     # The next sweep, queue empty, has nothing left to hand out.
     after = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
     assert (after.workers_busy, after.fanned_out, after.flagged, after.events_published) == (False, 0, 0, 0)
+
+
+def test_an_event_whose_publisher_died_holding_its_claim_is_published_once_the_claim_expires(
+    aws: dict[str, Any],
+) -> None:
+    # A worker flagged dead-00 (taking the claim on its event, as every flag does) and was killed before publishing.
+    store = aws["store"]
+    assert store.flag_stale("dead-00", last_seen_before=NOW, now=NOW, claim_until=NOW + CLAIM_SECONDS)
+    config = Config(TABLE, mass_stale_fraction=1.0)  # the guard off: only the event is at stake here
+    # While the claim holds, no sweep publishes it: the worker might still be publishing.
+    early = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(100))
+    assert (early.events_published, early.events_owed) == (DEAD - 1, 0)
+    assert events_by_runner(aws) == {f"dead-{i:02d}": 1 for i in range(1, DEAD)}
+    # Once it has expired, the next sweep claims and publishes it, once.
+    late = sweep(store, config, NOW + CLAIM_SECONDS + 1, aws["publisher"], deadline=deadline_for_flags(100))
+    assert (late.events_published, late.events_owed) == (1, 0)
+    again = sweep(store, config, NOW + CLAIM_SECONDS + 301, aws["publisher"], deadline=deadline_for_flags(100))
+    assert again.events_published == 0
+    assert events_by_runner(aws) == {"dead-00": 1}
+    assert not any(r.event_pending for r in store.runners())

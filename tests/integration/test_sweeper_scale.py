@@ -186,7 +186,9 @@ def test_scan_passes_what_the_sweeper_needs_and_drops_the_rest_on_the_server(
     store: RunnerStore, fleet: list[Runner]
 ) -> None:
     owing = next(r for r in fleet if should_be_flagged(r))
-    assert store.flag_stale(owing.taskrunner_id, last_seen_before=NOW, now=NOW)  # its stale event is now owed
+    assert store.flag_stale(
+        owing.taskrunner_id, last_seen_before=NOW, now=NOW, claim_until=NOW
+    )  # its stale event is now owed
     candidates = {c.taskrunner_id: c for c in store.sweep_candidates(NOW)}
     wanted = {r.taskrunner_id for r in fleet if r.expires_at > NOW and r.status == Status.ACTIVE.value}
     # No expired record, no drained runner, no flagged one that owes nothing, not the sweeper's state.
@@ -210,7 +212,9 @@ def test_lean_parse_gives_what_botocore_gives(dynamodb: Any, store: RunnerStore)
         dynamodb.batch_write_item(RequestItems={TABLE: batch})
     plain = boto3.client("dynamodb", region_name="us-east-1")  # no hook: botocore parses every value
     flagged = next(r for r in runners if should_be_flagged(r))
-    assert store.flag_stale(flagged.taskrunner_id, last_seen_before=NOW, now=NOW)  # staleAt, eventPending (BOOL)
+    assert store.flag_stale(
+        flagged.taskrunner_id, last_seen_before=NOW, now=NOW, claim_until=NOW
+    )  # staleAt, eventPending (BOOL)
     list(store.sweep_candidates(NOW))  # the store's client now parses Scan items with json alone
     lean = [page["Items"] for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE)]
     parsed = [page["Items"] for page in plain.get_paginator("scan").paginate(TableName=TABLE)]

@@ -132,11 +132,24 @@ class RunnerStore:
 
         return scan.runners(self._table)
 
-    def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float) -> bool:
-        """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race."""
+    def flag_stale(self, taskrunner_id: str, last_seen_before: float, now: float, claim_until: float) -> bool:
+        """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race; the
+        caller holds the claim on its event until claim_until (flags.flag_stale)."""
         from heartbeat.store import flags
 
-        return flags.flag_stale(self._table, taskrunner_id, last_seen_before, now)
+        return flags.flag_stale(self._table, taskrunner_id, last_seen_before, now, claim_until)
+
+    def claim_event(self, taskrunner_id: str, now: float, until: float) -> bool:
+        """Claim the runner's owed stale event to publish it, unless it is out or claimed (flags.claim_event)."""
+        from heartbeat.store import flags
+
+        return flags.claim_event(self._table, taskrunner_id, now, until)
+
+    def release_claim(self, taskrunner_id: str) -> None:
+        """Give up the claim on an event EventBridge refused, so that the next publisher takes it at once."""
+        from heartbeat.store import flags
+
+        flags.release_claim(self._table, taskrunner_id)
 
     def event_published(self, taskrunner_id: str) -> None:
         """The runner's stale event is out: it owes none any more."""

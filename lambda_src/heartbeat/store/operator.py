@@ -45,7 +45,7 @@ def retire(table: Table, taskrunner_id: str, *, by: str, reason: str | None, now
     if reason:
         assignments += ", retireReason = :reason"
         values[":reason"] = {"S": reason}
-    return _update_live(table, taskrunner_id, f"SET {assignments} REMOVE eventPending", values)
+    return _update_live(table, taskrunner_id, f"SET {assignments} REMOVE eventPending, eventClaimUntil", values)
 
 
 def reset(table: Table, taskrunner_id: str, now: float) -> Runner:
@@ -57,7 +57,7 @@ def reset(table: Table, taskrunner_id: str, now: float) -> Runner:
     return _update_live(
         table,
         taskrunner_id,
-        "SET #status = :active, resetAt = :now REMOVE staleAt, eventPending, terminateRequestedAt, "
+        "SET #status = :active, resetAt = :now REMOVE staleAt, eventPending, eventClaimUntil, terminateRequestedAt, "
         "terminateRequestedBy, terminateReason, retiredAt, retiredBy, retireReason",
         {":active": {"S": Status.ACTIVE.value}, ":now": number(now)},
     )
