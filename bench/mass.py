@@ -137,7 +137,13 @@ class CannedFleet:
             body = json.loads(request.body)
             page = self._page(body) if operation == "Scan" else self._item_request(operation, body)
             if operation == "UpdateItem":
-                kind = "clear" if body["UpdateExpression"].startswith("REMOVE") else "flag"
+                expression = body["UpdateExpression"]
+                kind = "clear" if expression.startswith("REMOVE eventPending") else "flag"
+                kind = (
+                    "claim"
+                    if "eventClaimUntil = :until" in expression or "REMOVE eventClaimUntil" in expression
+                    else kind
+                )
                 kind = "lease" if body["Key"]["taskrunnerId"]["S"].endswith("sweeper-lease") else kind
                 operation = f"UpdateItem ({kind})"
         with self.lock:
@@ -164,6 +170,10 @@ class CannedFleet:
             return json.dumps({"Attributes": {"handedOut": {"N": str(self.handed_out)}}}).encode()
         i = int(key[2:19], 16)
         with self.lock:
+            if "eventClaimUntil = :until" in body["UpdateExpression"] or body["UpdateExpression"].startswith(
+                "REMOVE eventClaimUntil"
+            ):  # an owed event's claim taken or given up: granted while it is owed (one publisher here)
+                return b"{}" if self.pending[i] else b"failed"
             if body["UpdateExpression"].startswith("REMOVE eventPending"):
                 if not self.pending[i]:
                     return b"failed"
