@@ -262,7 +262,9 @@ class _Pool:
 
     def _claim(self, runner: StaleRunner) -> Callable[[], None]:
         now = self._clock()
-        claimed = self.store.claim_event(runner.taskrunner_id, now=now, until=now + CLAIM_SECONDS)
+        claimed = self.store.claim_event(
+            runner.taskrunner_id, stale_at=runner.stale_at, now=now, until=now + CLAIM_SECONDS
+        )
 
         def record() -> None:
             if not claimed:
@@ -280,6 +282,7 @@ class _Pool:
     def _publish(self, batch: list[StaleRunner]) -> Callable[[], None]:
         assert self.events is not None  # noqa: S101 - _flush_batch never publishes without a publisher
         published, owed = self.events.publish(batch)
+        stale_at = {runner.taskrunner_id: runner.stale_at for runner in batch}
 
         def record() -> None:
             self.outcome.events_published += len(published)
@@ -287,18 +290,18 @@ class _Pool:
             if owed:
                 logger.error("Stale events not published; the next sweep retries them", extra={"owed": len(owed)})
             for taskrunner_id in published:
-                self._follow_ups.append(lambda runner=taskrunner_id: self._clear(runner))  # type: ignore[misc]
+                self._follow_ups.append(lambda r=taskrunner_id: self._clear(r, stale_at[r]))  # type: ignore[misc]
             for taskrunner_id in owed:
-                self._follow_ups.append(lambda runner=taskrunner_id: self._release(runner))  # type: ignore[misc]
+                self._follow_ups.append(lambda r=taskrunner_id: self._release(r, stale_at[r]))  # type: ignore[misc]
 
         return record
 
-    def _clear(self, taskrunner_id: str) -> Callable[[], None]:
-        self.store.event_published(taskrunner_id)
+    def _clear(self, taskrunner_id: str, stale_at: float) -> Callable[[], None]:
+        self.store.event_published(taskrunner_id, stale_at)
         return _nothing
 
-    def _release(self, taskrunner_id: str) -> Callable[[], None]:
-        self.store.release_claim(taskrunner_id)
+    def _release(self, taskrunner_id: str, stale_at: float) -> Callable[[], None]:
+        self.store.release_claim(taskrunner_id, stale_at)
         return _nothing
 
     def _log_flagged(self, taskrunner_id: str | None) -> None:

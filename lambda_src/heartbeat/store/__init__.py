@@ -139,23 +139,24 @@ class RunnerStore:
 
         return flags.flag_stale(self._table, taskrunner_id, last_seen_before, now, claim_until)
 
-    def claim_event(self, taskrunner_id: str, now: float, until: float) -> bool:
-        """Claim the runner's owed stale event to publish it, unless it is out or claimed (flags.claim_event)."""
+    def claim_event(self, taskrunner_id: str, stale_at: float, now: float, until: float) -> bool:
+        """Claim the runner's owed stale event (of the flag at stale_at) to publish it, unless it is out, no longer
+        owed, or claimed (flags.claim_event)."""
         from heartbeat.store import flags
 
-        return flags.claim_event(self._table, taskrunner_id, now, until)
+        return flags.claim_event(self._table, taskrunner_id, stale_at, now, until)
 
-    def release_claim(self, taskrunner_id: str) -> None:
+    def release_claim(self, taskrunner_id: str, stale_at: float) -> None:
         """Give up the claim on an event EventBridge refused, so that the next publisher takes it at once."""
         from heartbeat.store import flags
 
-        flags.release_claim(self._table, taskrunner_id)
+        flags.release_claim(self._table, taskrunner_id, stale_at)
 
-    def event_published(self, taskrunner_id: str) -> None:
-        """The runner's stale event is out: it owes none any more."""
+    def event_published(self, taskrunner_id: str, stale_at: float) -> None:
+        """The runner's stale event of the flag at stale_at is out: it owes none any more."""
         from heartbeat.store import flags
 
-        flags.event_published(self._table, taskrunner_id)
+        flags.event_published(self._table, taskrunner_id, stale_at)
 
     def request_terminate(self, taskrunner_id: str, *, by: str, reason: str | None, now: float) -> Runner:
         """An operator's drain: the runner's next heartbeat answers terminate: true."""

@@ -15,6 +15,9 @@ from heartbeat.runners import Status
 from heartbeat.store.items import TTL_ATTRIBUTE, address, number
 from heartbeat.store.table import ConditionFailed, Table
 
+# The event owed is the one of the flag at :staleAt (an event's id is its runner and its flag time).
+_OWED_FOR = "attribute_exists(eventPending) AND staleAt = :staleAt"
+
 
 def flag_stale(table: Table, taskrunner_id: str, last_seen_before: float, now: float, claim_until: float) -> bool:
     """Flag an active runner stale unless a heartbeat or a reset since last_seen_before wins the race.
@@ -50,8 +53,10 @@ def flag_stale(table: Table, taskrunner_id: str, last_seen_before: float, now: f
     return True
 
 
-def claim_event(table: Table, taskrunner_id: str, now: float, until: float) -> bool:
-    """Claim the runner's owed event until `until`, unless it is no longer owed or another holds a claim past now."""
+def claim_event(table: Table, taskrunner_id: str, stale_at: float, now: float, until: float) -> bool:
+    """Claim the runner's owed event of the flag at stale_at until `until`, unless it is no longer owed (out,
+    dropped by a reset or retire, or owed for a later flag: an old work message must not take that one over)
+    or another holds a claim past now."""
     where = address(taskrunner_id)
     try:
         table.request(
@@ -59,36 +64,38 @@ def claim_event(table: Table, taskrunner_id: str, now: float, until: float) -> b
             Key=where.key,
             UpdateExpression="SET eventClaimUntil = :until",
             ConditionExpression=where.condition(
-                "attribute_exists(eventPending) AND (attribute_not_exists(eventClaimUntil) OR eventClaimUntil <= :now)"
+                f"{_OWED_FOR} AND (attribute_not_exists(eventClaimUntil) OR eventClaimUntil <= :now)"
             ),
-            ExpressionAttributeValues={":now": number(now), ":until": number(until), **where.values},
-        )
+            ExpressionAttributeValues={
+                ":now": number(now), ":until": number(until), ":staleAt": number(stale_at), **where.values,
+            },
+        )  # fmt: skip
     except ConditionFailed:
         return False
     return True
 
 
-def release_claim(table: Table, taskrunner_id: str) -> None:
+def release_claim(table: Table, taskrunner_id: str, stale_at: float) -> None:
     """Give up the claim on an event EventBridge refused: still owed, it is the next publisher's at once."""
     where = address(taskrunner_id)
-    with contextlib.suppress(ConditionFailed):  # no longer owed (a reset, a retire): nothing to give up
+    with contextlib.suppress(ConditionFailed):  # no longer owed (a reset, a retire, a later flag): nothing to give up
         table.request(
             "update_item",
             Key=where.key,
             UpdateExpression="REMOVE eventClaimUntil",
-            ConditionExpression=where.condition("attribute_exists(eventPending)"),
-            **({"ExpressionAttributeValues": where.values} if where.values else {}),
+            ConditionExpression=where.condition(_OWED_FOR),
+            ExpressionAttributeValues={":staleAt": number(stale_at), **where.values},
         )
 
 
-def event_published(table: Table, taskrunner_id: str) -> None:
-    """The runner's stale event is out: it owes none any more."""
+def event_published(table: Table, taskrunner_id: str, stale_at: float) -> None:
+    """The runner's stale event of the flag at stale_at is out: it owes none any more (a later flag's stays owed)."""
     where = address(taskrunner_id)
-    with contextlib.suppress(ConditionFailed):  # already recorded (a concurrent sweep, or a reset)
+    with contextlib.suppress(ConditionFailed):  # already recorded (a concurrent sweep), or a reset or later flag
         table.request(
             "update_item",
             Key=where.key,
             UpdateExpression="REMOVE eventPending, eventClaimUntil",
-            ConditionExpression=where.condition("attribute_exists(eventPending)"),
-            **({"ExpressionAttributeValues": where.values} if where.values else {}),
+            ConditionExpression=where.condition(_OWED_FOR),
+            ExpressionAttributeValues={":staleAt": number(stale_at), **where.values},
         )
