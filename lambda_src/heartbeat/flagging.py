@@ -152,9 +152,10 @@ def carry_out(
     get what time is left. Orders are taken one at a time and none past the deadline, so a lazy
     iterator is never read further than the work done; a sweep that is late (its deadline passed
     before any work began) still starts LATE_FLAGS flags and LATE_EVENTS owed events. A
-    StoreError stops the work and is raised once the writes in flight are done: whatever was
-    flagged keeps its event owed for the next sweep. clock: the time of the claims on events (the
-    deployment's: Lambda's, or the service's for heartbeat-ops).
+    StoreError stops the work (no new flag or claim) and is raised once the writes in flight and
+    their follow-ups are done (the events of the flags written published, those accepted cleared):
+    whatever was flagged and not published keeps its event owed for the next sweep. clock: the time
+    of the claims on events (the deployment's: Lambda's, or the service's for heartbeat-ops).
     """
     pool = _Pool(store, events, concurrency, on_flag, clock)
     at_least = (LATE_FLAGS, LATE_EVENTS) if late else (0, 0)
@@ -222,8 +223,12 @@ class _Pool:
         self._submit(lambda: self._claim(runner))
 
     def finish(self) -> None:
-        """Wait for everything, publishing the last partial batch once no flag can add to it; raise the first error."""
-        while self._error is None:
+        """Wait for everything, publishing the last partial batch once no flag can add to it; raise the first error.
+
+        After an error no flag or claim starts, but what was done is followed up: the events of flags written are
+        published (or owed), and the events accepted are cleared, so that none goes out again once its claim expires.
+        """
+        while True:
             self._pump()
             if self._in_flight:
                 self._harvest()
@@ -322,13 +327,13 @@ class _Pool:
             self._follow_ups.append(lambda: self._publish(batch))
 
     def _pump(self) -> None:
-        while self._follow_ups and self._error is None:
-            self._submit(self._follow_ups.popleft())
+        while self._follow_ups:  # even after an error: they follow up work done (see finish)
+            self._submit(self._follow_ups.popleft(), follow_up=True)
 
-    def _submit(self, task: Callable[[], Callable[[], None]]) -> None:
-        while len(self._in_flight) >= self._limit and self._error is None:
+    def _submit(self, task: Callable[[], Callable[[], None]], *, follow_up: bool = False) -> None:
+        while len(self._in_flight) >= self._limit and (follow_up or self._error is None):
             self._harvest()
-        if self._error is None:
+        if follow_up or self._error is None:
             self._in_flight.add(self._executor.submit(task))
 
     def _harvest(self) -> None:
@@ -337,8 +342,8 @@ class _Pool:
             error = future.exception()
             if error is not None:
                 self._error = self._error or error
-            elif self._error is None:
-                future.result()()
+            else:
+                future.result()()  # recorded even after an error: a publish's result leads to its clears
 
 
 def _nothing() -> None:
