@@ -46,10 +46,19 @@ def _dependencies() -> tuple[RunnerStore, StaleEventPublisher]:
     return RunnerStore(config.table_name, client=client), StaleEventPublisher(config.event_bus_name)
 
 
-def work(body: str, store: RunnerStore, events: StaleEventPublisher | None, deadline: Deadline) -> None:
-    """Carry out one work message; WorkLeft if the deadline cut it short."""
+def work(
+    body: str,
+    store: RunnerStore,
+    events: StaleEventPublisher | None,
+    deadline: Deadline,
+    claim_until: float | None = None,
+) -> None:
+    """Carry out one work message; WorkLeft if the deadline cut it short.
+
+    claim_until: the invocation's end, when the claims on its events lapse (flagging.carry_out).
+    """
     message = Work.from_body(body)
-    outcome = carry_out(message.orders, message.owed, store, events, deadline)
+    outcome = carry_out(message.orders, message.owed, store, events, deadline, claim_until=claim_until)
     left = len(message.orders) - outcome.attempted
     metrics.add_metric(name=MetricName.RUNNERS_FLAGGED, unit=MetricUnit.Count, value=outcome.flagged)
     metrics.add_metric(name=MetricName.EVENTS_PUBLISHED, unit=MetricUnit.Count, value=outcome.events_published)
@@ -66,10 +75,12 @@ def work(body: str, store: RunnerStore, events: StaleEventPublisher | None, dead
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store, events = _dependencies()
-    deadline = Deadline(max(0.0, context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS), time.monotonic)
+    invocation = context.get_remaining_time_in_millis() / 1000
+    deadline = Deadline(max(0.0, invocation - RESERVE_SECONDS), time.monotonic)
+    ends_at = time.time() + invocation
 
     def record_handler(record: SQSRecord) -> None:
-        work(record.body, store, events, deadline)
+        work(record.body, store, events, deadline, claim_until=ends_at)
 
     return dict(
         process_partial_response(

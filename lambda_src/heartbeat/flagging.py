@@ -43,8 +43,9 @@ FLAGGED_RUNNERS = "Flagged runners stale"  # the log line naming up to ten runne
 LATE_FLAGS = FLAG_CONCURRENCY  # one round of the flag writers
 LATE_EVENTS = BATCH_SIZE  # one PutEvents of owed events
 LATE_JUDGED_AT_MOST = 100_000  # runners judged past the deadline looking for LATE_FLAGS to flag (~1.5 s)
-# How long a publisher holds the claim on an event: past the longest a flag's writer can run (Lambda's 15-minute
-# limit), after which the event is another's to publish if it is still owed (its publisher died).
+# How long a publisher with no deadline holds the claim on an event: past the longest a flag's writer can run
+# (Lambda's 15-minute limit). A caller with a deadline holds it until it can no longer be running (Deadline.overrun):
+# after that the event, if still owed (its publisher died), is the next publisher's.
 CLAIM_SECONDS = 900
 
 
@@ -106,9 +107,12 @@ def event_from_row(row: Sequence[Any]) -> StaleRunner:
 class Deadline:
     """When to stop starting new work, on a clock of its own (monotonic in Lambda; a parameter in tests)."""
 
-    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, seconds: float | None, clock: Callable[[], float] = time.monotonic, overrun: float = 0.0
+    ) -> None:
         self._clock = clock
         self._at = math.inf if seconds is None else clock() + seconds
+        self.overrun = overrun  # how long past the deadline its holder may still run (writes in flight, its state)
 
     @classmethod
     def never(cls) -> Deadline:
@@ -145,6 +149,7 @@ def carry_out(
     on_flag: Callable[[FlagOrder], None] | None = None,
     late: bool = False,
     clock: Callable[[], float] = time.time,
+    claim_until: float | None = None,
 ) -> Outcome:
     """Flag each order (conditionally), then publish owed events, starting nothing new once the deadline passes.
 
@@ -155,9 +160,11 @@ def carry_out(
     StoreError stops the work (no new flag or claim) and is raised once the writes in flight and
     their follow-ups are done (the events of the flags written published, those accepted cleared):
     whatever was flagged and not published keeps its event owed for the next sweep. clock: the time
-    of the claims on events (the deployment's: Lambda's, or the service's for heartbeat-ops).
+    of the claims on events (the deployment's: Lambda's, or the service's for heartbeat-ops);
+    claim_until: when the caller can no longer be running (its invocation's end), which its claims
+    last until (None: CLAIM_SECONDS from each claim).
     """
-    pool = _Pool(store, events, concurrency, on_flag, clock)
+    pool = _Pool(store, events, concurrency=concurrency, on_flag=on_flag, clock=clock, claim_until=claim_until)
     at_least = (LATE_FLAGS, LATE_EVENTS) if late else (0, 0)
     try:
         for order in _until(deadline, pool, orders, at_least[0]):
@@ -195,11 +202,14 @@ class _Pool:
         self,
         store: RunnerStore,
         events: StaleEventPublisher | None,
+        *,
         concurrency: int,
         on_flag: Callable[[FlagOrder], None] | None,
         clock: Callable[[], float],
+        claim_until: float | None,
     ) -> None:
         self.store, self.events, self._on_flag, self._clock = store, events, on_flag, clock
+        self._claims_end = claim_until
         self.outcome = Outcome()
         self._limit = 2 * concurrency  # tasks in flight: enough to keep every thread busy, few enough to stay flat
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="flag")
@@ -268,7 +278,7 @@ class _Pool:
     def _claim(self, runner: StaleRunner) -> Callable[[], None]:
         now = self._clock()
         claimed = self.store.claim_event(
-            runner.taskrunner_id, stale_at=runner.stale_at, now=now, until=now + CLAIM_SECONDS
+            runner.taskrunner_id, stale_at=runner.stale_at, now=now, until=self._claim_until()
         )
 
         def record() -> None:
@@ -282,7 +292,7 @@ class _Pool:
         return record
 
     def _claim_until(self) -> float:
-        return self._clock() + CLAIM_SECONDS
+        return self._claims_end if self._claims_end is not None else self._clock() + CLAIM_SECONDS
 
     def _publish(self, batch: list[StaleRunner]) -> Callable[[], None]:
         assert self.events is not None  # noqa: S101 - _flush_batch never publishes without a publisher

@@ -201,6 +201,7 @@ def sweep(
             plan = plan_sweep(census, config, now, previous, override_guard=override_guard)
             # The scan may have taken longer than the lease foresaw: hold it for the writes, or write nothing.
             remaining = deadline.remaining()
+            current = clock or (lambda: now + time.monotonic() - started)
             renewed = store.renew_lease(holder, _lease_until(now + time.monotonic() - started, remaining))
             if not renewed.taken:
                 raise SweepInProgress(renewed.until)
@@ -208,8 +209,9 @@ def sweep(
             judged = _Judged(plan, candidates, deadline, late=remaining <= 0)
             written = _write(
                 store, events, work_queue=work_queue, backlog=backlog, judged=judged, owed=owed, on_flag=on_flag,
-                capacity=inline_capacity(remaining), handed_out=lease.handed_out,
-                clock=clock or (lambda: now + time.monotonic() - started),
+                capacity=inline_capacity(remaining), handed_out=lease.handed_out, clock=current,
+                # Its claims on events last until this sweep can no longer be running.
+                claim_until=current() + remaining + deadline.overrun if math.isfinite(remaining) else None,
             )  # fmt: skip
             handed_out = written.handed_out
             return _finish(
@@ -320,6 +322,7 @@ def _write(
     capacity: float,
     handed_out: int,
     clock: Callable[[], float],
+    claim_until: float | None,
 ) -> _Written:
     """Write the flags, then publish the owed events: here, or through the workers when they would not fit.
 
@@ -346,8 +349,9 @@ def _write(
             messages=sent.messages, workers_busy=bool(backlog), handed_out=through,
         )  # fmt: skip
     outcome = carry_out(
-        judged, to_publish, store, events, judged.deadline, on_flag=on_flag, late=judged.late, clock=clock
-    )
+        judged, to_publish, store, events, judged.deadline, on_flag=on_flag, late=judged.late, clock=clock,
+        claim_until=claim_until,
+    )  # fmt: skip
     outcome.events_owed += not_ours
     return _Written(outcome, started=outcome.attempted, workers_busy=bool(backlog), handed_out=decision.handed_out)
 
@@ -516,10 +520,12 @@ def _dependencies() -> tuple[RunnerStore, Config, StaleEventPublisher, WorkQueue
 
 def deadline_for(context: LambdaContext, config: Config, clock: Callable[[], float] = time.monotonic) -> Deadline:
     """The sweep's deadline: the invocation's remaining time less the reserve, and SWEEP_BUDGET_SECONDS if set."""
-    seconds = context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
+    invocation = context.get_remaining_time_in_millis() / 1000
+    seconds = invocation - RESERVE_SECONDS
     if config.sweep_budget_seconds is not None:
         seconds = min(seconds, config.sweep_budget_seconds)
-    return Deadline(max(0.0, seconds), clock)
+    seconds = max(0.0, seconds)
+    return Deadline(seconds, clock, overrun=max(0.0, invocation - seconds))
 
 
 @logger.inject_lambda_context

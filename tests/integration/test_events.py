@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECONDS, Config
 from heartbeat.events import DETAIL_TYPE, SOURCE, StaleEventPublisher, iso
+from heartbeat.flagging import Deadline
 from heartbeat.model import HeartbeatRequest
 from heartbeat.plan import SweepState
 from heartbeat.store import RunnerStore
@@ -131,7 +132,8 @@ def test_a_sweeper_killed_between_flag_and_event_leaves_the_event_to_the_next_ru
     for i in range(3):
         beat(store, f"gone-{i}", NOW - 3000)
     with pytest.raises(RuntimeError):
-        sweep(store, EVENTS_ONLY, NOW, StaleEventPublisher("default", Down()))  # type: ignore[arg-type]
+        # As in Lambda, its claims on the events last until its invocation's end (here 90 s), when it is killed.
+        sweep(store, EVENTS_ONLY, NOW, StaleEventPublisher("default", Down()), deadline=Deadline(60, overrun=30))  # type: ignore[arg-type]
     assert all(store.get_runner(f"gone-{i}").status == "stale" for i in range(3))  # type: ignore[union-attr]
     assert received(aws) == []
     report = sweep(store, EVENTS_ONLY, NOW + 300, StaleEventPublisher("default", aws["events"]))
@@ -189,7 +191,8 @@ def test_a_republished_stale_event_keeps_its_event_id(aws: dict[str, Any], crash
     beat(store, "gone", NOW - 3000)
     first = Recording(crash)
     with pytest.raises(RuntimeError) if crash else contextlib.nullcontext():
-        sweep(store, Config(TABLE), flagged_at, StaleEventPublisher("default", first, sleep=lambda _: None))  # type: ignore[arg-type]
+        sweep(store, Config(TABLE), flagged_at, StaleEventPublisher("default", first, sleep=lambda _: None),  # type: ignore[arg-type]
+              deadline=Deadline(60, overrun=30))  # fmt: skip
     assert store.get_runner("gone").event_pending is True  # type: ignore[union-attr]
     report = sweep(store, Config(TABLE), flagged_at + 300, StaleEventPublisher("default", aws["events"]))
     assert report.events_published == 1

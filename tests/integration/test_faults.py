@@ -210,13 +210,15 @@ def test_sweeper_fault_mid_sweep_is_finished_by_the_next_run_flagging_each_runne
         clock.advance(300)
         assert sweep(store, config, clock.now).flagged == 0
     clock.advance(1)
-    injected = Fault(client, "UpdateItem", error_response(500, "InternalServerError"), after=2)
+    # The lease taken and renewed (two UpdateItems), two flagged, then the store fails: the run fails (and is alarmed
+    # on), and cannot give its lease back, which holds until it expires (300 s + 60 s with no deadline).
+    injected = Fault(client, "UpdateItem", error_response(500, "InternalServerError"), after=4)
     with pytest.raises(StoreError):
-        sweep(store, config, clock.now)  # two flagged, then the store fails: the run fails (and is alarmed on)
+        sweep(store, config, clock.now)
     first_flags = {r: store.get_runner(r).status for r in (f"r-{i}" for i in range(6))}  # type: ignore[union-attr]
     assert sorted(first_flags.values()) == ["active"] * 4 + ["stale"] * 2
     injected.active = False
-    clock.advance(300)
+    clock.advance(361)
     report = sweep(store, config, clock.now)
     assert (report.examined, report.flagged) == (4, 4)  # the rest, and none of the two again
     assert all(store.get_runner(f"r-{i}").status == Status.STALE for i in range(6))  # type: ignore[union-attr]

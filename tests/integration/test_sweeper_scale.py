@@ -19,7 +19,7 @@ from heartbeat.config import DEFAULT_RETENTION_SECONDS, DEFAULT_STALE_AFTER_SECO
 from heartbeat.model import HeartbeatRequest
 from heartbeat.runners import Runner, Status
 from heartbeat.store import RunnerStore, StoreError, SweepState
-from heartbeat.store.items import to_item
+from heartbeat.store.items import RESERVED_KEY_START, to_item
 from heartbeat.sweeper import sweep
 from tests.conftest import TABLE
 
@@ -107,8 +107,8 @@ class Attempts:
         with self.lock:
             if operation == "Scan":
                 self.scans.append(body)
-            elif operation == "UpdateItem":
-                self.updates[body["Key"]["taskrunnerId"]["S"]] += 1
+            elif operation == "UpdateItem" and not body["Key"]["taskrunnerId"]["S"].startswith(RESERVED_KEY_START):
+                self.updates[body["Key"]["taskrunnerId"]["S"]] += 1  # a runner's (not the sweep lease's)
 
     def _read(self, parsed: dict[str, Any], **_: Any) -> None:
         with self.lock:

@@ -4,7 +4,8 @@ A stale event is owed (eventPending) from the flag until EventBridge has accepte
 publishes it holds a claim first (eventClaimUntil): the flag's own writer takes it in the flag
 write itself, anyone else publishing an owed event takes it with claim_event. So a work message
 delivered twice, or an operator's sweep next to a worker, never publishes one event twice; a
-publisher that died holding a claim leaves it to expire, and the event is published by the next.
+claim lasts until its holder can no longer be running (flagging.carry_out's claim_until), so a
+publisher that died leaves it to expire, and the event is published by the next.
 """
 
 from __future__ import annotations
