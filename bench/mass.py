@@ -473,6 +473,31 @@ def extrapolate(figures: dict[str, Any]) -> dict[str, Any] | None:
     return rows
 
 
+def one_sweep(runners: int, dead_every: int) -> int:
+    """One sweep of the fleet with its flags all handed to the workers (none written): its CPU, less the canned
+    services', and its peak RSS. Run with every runner dead, then with one, it gives a sweep's cost per runner
+    scanned and per stale runner handed out (docs/performance.md)."""
+    import heartbeat.sweeper
+
+    heartbeat.sweeper.INLINE_FLAGS_PER_SECOND = 0  # a deadline that never comes: hand everything out
+    fleet = CannedFleet(runners, dead_every)
+    dynamodb, events, sqs = _clients(FLAG_CONCURRENCY + 2)
+    fleet.attach(dynamodb, events, sqs)
+    store = RunnerStore(TABLE, client=dynamodb)
+    config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION)
+    started, cpu = time.perf_counter(), _cpu()
+    report = sweep(
+        store, config, T0, StaleEventPublisher("default", events), override_guard=True, deadline=Deadline(86_400),
+        work_queue=WorkQueue(QUEUE_URL, sqs),
+    )  # fmt: skip
+    print(json.dumps({
+        "runners": runners, "stale": report.stale, "fanned_out": report.fanned_out, "messages": report.work_messages,
+        "cpu": _cpu() - cpu - fleet.harness_cpu, "wall": time.perf_counter() - started,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))  # fmt: skip
+    return 0
+
+
 def main(argv: list[str]) -> int:
     import logging
 
@@ -498,6 +523,8 @@ def main(argv: list[str]) -> int:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }))  # fmt: skip
         return 0
+    if argv[0] == "one-sweep":  # one sweep's CPU with every flag handed to the workers: the unit costs a and b
+        return one_sweep(int(argv[1]), int(argv[2]))
     if argv[0] == "rates":
         result: Any = rates([int(c) for c in argv[1].split(",")], int(argv[2]))
     else:
