@@ -13,8 +13,9 @@ lease item records the first lane not handed out yet. While the queue still hold
 sweep goes on from that lane (it judges the whole fleet all the same, and leaves the lanes below
 alone: their runners are still active and stale, but already in a message); once the queue is
 empty, the next sweep starts again from lane 0. So a mass death of any size keeps the workers fed
-at every sweep, instead of waiting for the queue to drain between two hand-outs. Owed events are
-handed out only from an empty queue (a worker may be publishing them).
+at every sweep, instead of waiting for the queue to drain between two hand-outs. Events owed from
+before go out whatever the queue holds: whoever publishes one takes its claim first (store/flags.py),
+so a worker and a sweep never both publish it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class Handout:
 
     first_lane: int  # lanes below it are the workers' (still in their queue): this sweep leaves them alone
     fan_out: bool  # hand the flags of lanes from first_lane on to the workers; else write them itself
-    owed: bool  # the events owed from earlier sweeps are this sweep's to publish or hand out
     handed_out: int  # what to record as the first lane not handed out, if this sweep hands none out
 
 
@@ -71,10 +71,10 @@ def handout(backlog: int | None, handed_out: int, due_by_lane: Sequence[int], ca
     before its deadline (inline_capacity).
     """
     if backlog is None:  # what the queue holds is unknown: the record stands for the next sweep that sees it
-        return Handout(first_lane=0, fan_out=False, owed=True, handed_out=handed_out)
+        return Handout(first_lane=0, fan_out=False, handed_out=handed_out)
     first = min(max(handed_out, 0), LANES) if backlog else 0  # an empty queue: everything handed out is done
     due = sum(due_by_lane[first:])
-    return Handout(first_lane=first, fan_out=due > capacity, owed=not backlog, handed_out=first)
+    return Handout(first_lane=first, fan_out=due > capacity, handed_out=first)
 
 
 @dataclass(frozen=True)

@@ -333,8 +333,7 @@ def _write(
     """
     decision = handout(backlog, handed_out, judged.due_by_lane(), capacity)
     judged.first_lane = decision.first_lane
-    to_publish = (event_from_row(row) for row in owed) if decision.owed else iter(())
-    not_ours = 0 if decision.owed else len(owed)  # a worker may be publishing them
+    to_publish = (event_from_row(row) for row in owed)  # each claimed before it is published (flagging.py)
     if backlog:
         logger.info(
             "Workers still busy with earlier sweeps' flags: this sweep takes on only the lanes not handed out",
@@ -352,7 +351,6 @@ def _write(
         judged, to_publish, store, events, judged.deadline, on_flag=on_flag, late=judged.late, clock=clock,
         claim_until=claim_until,
     )  # fmt: skip
-    outcome.events_owed += not_ours
     return _Written(outcome, started=outcome.attempted, workers_busy=bool(backlog), handed_out=decision.handed_out)
 
 

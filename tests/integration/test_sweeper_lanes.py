@@ -16,7 +16,8 @@ from heartbeat import sweeper
 from heartbeat.config import Config
 from heartbeat.events import StaleEventPublisher
 from heartbeat.fan_out import LANES, Work, WorkQueue, lane_of
-from heartbeat.flagging import CLAIM_SECONDS
+from heartbeat.flag_worker import work
+from heartbeat.flagging import CLAIM_SECONDS, Deadline
 from heartbeat.store import RunnerStore
 from heartbeat.store.items import number, reserved_key
 from heartbeat.store.lease import LEASE_NAME
@@ -293,4 +294,30 @@ def test_an_event_whose_publisher_died_holding_its_claim_is_published_once_the_c
     again = sweep(store, config, NOW + CLAIM_SECONDS + 301, aws["publisher"], deadline=deadline_for_flags(100))
     assert again.events_published == 0
     assert events_by_runner(aws) == {"dead-00": 1}
+    assert not any(r.event_pending for r in store.runners())
+
+
+def test_events_a_worker_could_not_publish_go_out_at_the_next_sweep_while_the_queue_is_still_busy(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mass death handed to the workers; the first workers flag their runners but EventBridge refuses the events.
+    # The queue still holds the rest of the work: the next sweep publishes the refused events all the same (each
+    # claimed first), rather than leaving them until the queue empties.
+    store, config, queue = aws["store"], Config(TABLE), WorkQueue(aws["work_queue"], aws["sqs"])
+    monkeypatch.setattr(sweeper, "INLINE_FLAGS_PER_SECOND", 0)
+    assert sweep(store, config, NOW, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue).fanned_out
+    messages = work_messages(aws)
+    first, rest = messages[:5], messages[5:]
+    down = StaleEventPublisher("default", Down(), sleep=lambda _: None)  # type: ignore[arg-type]
+    for message in first:
+        work(message["Body"], store, down, Deadline(45), claim_until=NOW + 60)
+        aws["sqs"].delete_message(QueueUrl=aws["work_queue"], ReceiptHandle=message["ReceiptHandle"])
+    refused = handed_out(first)
+    assert {r.taskrunner_id for r in store.runners() if r.event_pending} == set(refused)
+    busy = sweep(store, config, NOW + 300, aws["publisher"], deadline=deadline_for_flags(100), work_queue=queue)
+    assert (busy.workers_busy, busy.fanned_out, busy.events_published, busy.events_owed) == (True, 0, 5, 0)
+    assert events_by_runner(aws) == dict.fromkeys(refused, 1)
+    run_workers(aws, monkeypatch, rest)
+    assert statuses(store) == {"active": LIVE, "stale": DEAD}
+    assert events_by_runner(aws) == dict.fromkeys(handed_out(rest), 1)  # the rest's, once; the refused, not again
     assert not any(r.event_pending for r in store.runners())

@@ -81,19 +81,19 @@ DUE = [10] * LANES  # runners past their threshold in each lane
 
 def test_an_empty_queue_hands_out_from_the_first_lane_whatever_was_recorded() -> None:
     # The queue drained: whatever earlier sweeps handed out is done (or in the dead-letter queue), so every lane
-    # is this sweep's again, and so are the owed events.
-    assert handout(0, 40, DUE, capacity=1000) == Handout(first_lane=0, fan_out=False, owed=True, handed_out=0)
-    assert handout(0, 40, DUE, capacity=100) == Handout(first_lane=0, fan_out=True, owed=True, handed_out=0)
+    # is this sweep's again.
+    assert handout(0, 40, DUE, capacity=1000) == Handout(first_lane=0, fan_out=False, handed_out=0)
+    assert handout(0, 40, DUE, capacity=100) == Handout(first_lane=0, fan_out=True, handed_out=0)
 
 
-def test_a_busy_queue_leaves_the_lanes_it_holds_and_the_owed_events_to_the_workers() -> None:
+def test_a_busy_queue_leaves_the_lanes_it_holds_to_the_workers() -> None:
     busy = handout(3, 40, DUE, capacity=1000)
-    assert busy == Handout(first_lane=40, fan_out=False, owed=False, handed_out=40)
+    assert busy == Handout(first_lane=40, fan_out=False, handed_out=40)
     # Only the lanes from 40 count towards what the sweep must write: 24 lanes of 10.
     assert handout(3, 40, DUE, capacity=239).fan_out
     assert not handout(3, 40, DUE, capacity=240).fan_out
     # Everything handed out and still queued: nothing is this sweep's.
-    assert handout(3, LANES, DUE, capacity=0) == Handout(first_lane=LANES, fan_out=False, owed=False, handed_out=LANES)
+    assert handout(3, LANES, DUE, capacity=0) == Handout(first_lane=LANES, fan_out=False, handed_out=LANES)
 
 
 def test_a_record_out_of_range_cannot_make_a_sweep_skip_lanes_forever() -> None:
@@ -105,4 +105,4 @@ def test_a_record_out_of_range_cannot_make_a_sweep_skip_lanes_forever() -> None:
 def test_a_queue_that_did_not_answer_leaves_every_flag_to_the_sweep() -> None:
     # What the queue holds is unknown, so the record stands: recording 0 would make the next sweep that finds the
     # queue busy hand out again every lane it holds.
-    assert handout(None, 40, DUE, capacity=0) == Handout(first_lane=0, fan_out=False, owed=True, handed_out=40)
+    assert handout(None, 40, DUE, capacity=0) == Handout(first_lane=0, fan_out=False, handed_out=40)
