@@ -33,7 +33,7 @@ from heartbeat.store import RunnerStore, SweepCandidate, UnknownRunner
 from heartbeat.store.keys import KeyCensus, KeyTable
 from heartbeat.store.operator import RebindRefused
 from heartbeat.store.scan import StatusCounts
-from heartbeat.sweeper import LEASE_MARGIN_SECONDS, SweepInProgress, scan, sweep
+from heartbeat.sweeper import SweepInProgress, scan, sweep
 from heartbeat_ops import key_view, progress, view
 from heartbeat_ops import keys as key_commands
 from heartbeat_ops.local import keys_kms_alias, keys_table_name
@@ -401,7 +401,7 @@ class Operator:
         try:
             report = sweep(
                 self.store, config, now, events, override_guard=self.args.override_guard, clock=self.clock,
-                on_flag=named, deadline=Deadline(OPERATOR_SWEEP_SECONDS, overrun=LEASE_MARGIN_SECONDS),
+                on_flag=named, deadline=Deadline(OPERATOR_SWEEP_SECONDS),
             )  # fmt: skip
         except SweepInProgress as busy:
             raise OperatorError(

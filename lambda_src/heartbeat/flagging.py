@@ -108,11 +108,13 @@ class Deadline:
     """When to stop starting new work, on a clock of its own (monotonic in Lambda; a parameter in tests)."""
 
     def __init__(
-        self, seconds: float | None, clock: Callable[[], float] = time.monotonic, overrun: float = 0.0
+        self, seconds: float | None, clock: Callable[[], float] = time.monotonic, overrun: float | None = None
     ) -> None:
         self._clock = clock
         self._at = math.inf if seconds is None else clock() + seconds
-        self.overrun = overrun  # how long past the deadline its holder may still run (writes in flight, its state)
+        # How long past the deadline its holder can still be running (a Lambda invocation's end); None: no bound
+        # (heartbeat-ops, which nothing ends: its writes and PutEvents wait on its clients' timeouts and retries).
+        self.overrun = overrun
 
     @classmethod
     def never(cls) -> Deadline:

@@ -210,8 +210,12 @@ def sweep(
             written = _write(
                 store, events, work_queue=work_queue, backlog=backlog, judged=judged, owed=owed, on_flag=on_flag,
                 capacity=inline_capacity(remaining), handed_out=lease.handed_out, clock=current,
-                # Its claims on events last until this sweep can no longer be running.
-                claim_until=current() + remaining + deadline.overrun if math.isfinite(remaining) else None,
+                # Its claims on events last until this sweep can no longer be running (unbounded: CLAIM_SECONDS).
+                claim_until=(
+                    current() + remaining + deadline.overrun
+                    if math.isfinite(remaining) and deadline.overrun is not None
+                    else None
+                ),
             )  # fmt: skip
             handed_out = written.handed_out
             return _finish(

@@ -6,8 +6,9 @@ Built on test_sweeper_budget's fleet (40 live runners, 20 dead), its deadline cl
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from heartbeat.store import RunnerStore
 from heartbeat.store.items import number, reserved_key
 from heartbeat.store.lease import LEASE_NAME
 from heartbeat.sweeper import SweepInProgress, sweep
+from heartbeat_ops.operator import OPERATOR_SWEEP_SECONDS
 from tests.integration import test_sweeper_budget
 from tests.integration.test_sweeper_budget import (
     DEAD,
@@ -321,3 +323,44 @@ def test_events_a_worker_could_not_publish_go_out_at_the_next_sweep_while_the_qu
     assert statuses(store) == {"active": LIVE, "stale": DEAD}
     assert events_by_runner(aws) == dict.fromkeys(handed_out(rest), 1)  # the rest's, once; the refused, not again
     assert not any(r.event_pending for r in store.runners())
+
+
+class Slow:
+    """EventBridge answering an operator's PutEvents late: before it answers, the workers run their messages."""
+
+    def __init__(self, client: Any, meanwhile: Callable[[], None]) -> None:
+        self.client, self.meanwhile = client, meanwhile
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - botocore's name
+        meanwhile, self.meanwhile = self.meanwhile, lambda: None
+        meanwhile()
+        return dict(self.client.put_events(Entries=Entries))
+
+
+@pytest.mark.parametrize(
+    ("scan_seconds", "publish_seconds"),
+    [
+        (400, 0),  # a 10M table scanned from an operator's terminal: past OPERATOR_SWEEP_SECONDS + its margin
+        (235, 70),  # the scan inside its 240 s, then one PutEvents read timing out (60 s, OPERATOR_CLIENT_CONFIG)
+    ],
+)
+def test_an_operators_sweep_running_past_its_deadline_and_margin_keeps_its_claims_against_the_workers(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, scan_seconds: float, publish_seconds: float
+) -> None:
+    # heartbeat-ops is no Lambda: nothing ends it at its deadline plus LEASE_MARGIN_SECONDS, and its clients wait
+    # up to 60 s a read, three times, under the publisher's own three attempts. Its claims on the owed events must
+    # hold while it still runs, or a worker holding the same owed events in its message publishes them too.
+    messages = owed_in_messages(aws, monkeypatch)
+    moved = [0.0]
+    deadline = Deadline(OPERATOR_SWEEP_SECONDS, lambda: moved[0])  # as heartbeat-ops makes it
+    moved[0] = scan_seconds  # what the scan took
+    # The workers run on Lambda's clock (time.time); the operator's publish answers publish_seconds after its claims.
+    clock = lambda: time.time() - publish_seconds  # noqa: E731
+    slow = Slow(aws["publisher"].client, lambda: run_workers(aws, monkeypatch, messages))
+    report = sweep(
+        aws["store"], Config(TABLE, mass_stale_fraction=1.0), clock() - scan_seconds,
+        StaleEventPublisher("default", slow), clock=clock, deadline=deadline,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert report.events_published + report.events_owed <= 10
+    assert statuses(aws["store"]) == {"active": LIVE, "stale": DEAD}
+    assert events_by_runner(aws) == ONE_EACH
