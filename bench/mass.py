@@ -301,7 +301,7 @@ def mass(runners: int, dead_every: int, *, override_guard: bool, fan_out: bool, 
         fleet.now = T0 + n * INTERVAL
         before, harness = Counter(fleet.requests), fleet.harness_cpu
         started, cpu = time.perf_counter(), _cpu()
-        deadline = Deadline(LAMBDA_TIMEOUT - RESERVE_SECONDS)
+        deadline = Deadline(LAMBDA_TIMEOUT - RESERVE_SECONDS, overrun=RESERVE_SECONDS)  # as in Lambda
         report = sweep(
             store, config, fleet.now, publisher, override_guard=override_guard, deadline=deadline, work_queue=queue
         )
@@ -515,7 +515,7 @@ def main(argv: list[str]) -> int:
         config = Config(TABLE, stale_after_seconds=THRESHOLD, retention_seconds=RETENTION)
         publisher, queue = StaleEventPublisher("default", events), WorkQueue(QUEUE_URL, sqs)
         tracemalloc.start()
-        deadline = Deadline(LAMBDA_TIMEOUT - RESERVE_SECONDS)
+        deadline = Deadline(LAMBDA_TIMEOUT - RESERVE_SECONDS, overrun=RESERVE_SECONDS)  # as in Lambda
         report = sweep(store, config, T0, publisher, override_guard=True, deadline=deadline, work_queue=queue)
         print(json.dumps({
             "stale": report.stale, "fanned_out": report.fanned_out, "flagged": report.flagged,
